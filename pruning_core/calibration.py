@@ -1,0 +1,65 @@
+"""Calibration sets: a seeded sample of task text, tokenised and grouped into length-sorted
+micro-batches so that little compute goes to pad tokens (which are also kept out of statistics)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from pruning_core.errors import PrunescopeError
+
+
+@dataclass
+class CalibrationSet:
+    """Micro-batches of (input_ids, attention_mask), each padded to its own longest example."""
+
+    batches: list[tuple[torch.Tensor, torch.Tensor]]
+    seq_len: int
+    texts: tuple[str, ...]
+
+    @property
+    def n_examples(self) -> int:
+        return sum(ids.shape[0] for ids, _ in self.batches)
+
+    @property
+    def real_tokens(self) -> int:
+        return int(sum(m.sum() for _, m in self.batches))
+
+    def to(self, device) -> "CalibrationSet":
+        return CalibrationSet([(i.to(device), m.to(device)) for i, m in self.batches], self.seq_len, self.texts)
+
+
+def sample_texts(texts: Sequence[str], n: int, seed: int) -> list[str]:
+    """`n` distinct texts drawn with a seeded generator (reproducible)."""
+    if n < 1:
+        raise PrunescopeError(f"calibration size must be at least 1; got {n}")
+    if n > len(texts):
+        raise PrunescopeError(f"calibration size {n} exceeds the {len(texts)} texts available")
+    idx = np.random.default_rng(seed).choice(len(texts), size=n, replace=False)
+    return [texts[i] for i in sorted(idx)]
+
+
+def build(tokenizer, texts: Sequence[str], seq_len: int = 64, batch_size: int = 32) -> CalibrationSet:
+    """Tokenise `texts` truncated to `seq_len` tokens, sorted by length into micro-batches."""
+    if seq_len < 4:
+        raise PrunescopeError(f"sequence length must be at least 4 tokens; got {seq_len}")
+    enc = tokenizer(list(texts), truncation=True, max_length=seq_len)["input_ids"]
+    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
+    batches = []
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        b = tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
+        batches.append((b["input_ids"], b["attention_mask"].bool()))
+    return CalibrationSet(batches, seq_len, tuple(texts[i] for i in order))
+
+
+def from_task(tokenizer, task: str, n: int = 128, seq_len: int = 64, seed: int = 0) -> CalibrationSet:
+    """Calibration from the task's training split (its only split where it has no training split)."""
+    from pruning_core import data
+
+    info = data.task_info(task)
+    split = "train" if info is None or "train" in info.splits else info.splits[0]
+    return build(tokenizer, sample_texts(data.load(task, split).texts, n, seed), seq_len)

@@ -1,0 +1,198 @@
+"""The `prunescope` command line: prune, eval, list, finetune, make-splits.
+
+Bad input exits with status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from pruning_core.errors import PrunescopeError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + error
+        raise PrunescopeError(f"{message} (see `{self.prog} --help`)")
+
+
+def _option_pairs(items: list[str]) -> dict:
+    """--option key=value, values parsed as JSON where they can be (numbers, true/false)."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise PrunescopeError(f"--option takes key=value; got '{item}'")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="prunescope", description="Prune BERT-style classifiers and measure what it costs.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(sp):
+        sp.add_argument("--model", default="default", help="default | local folder | hub id")
+        sp.add_argument("--task", default="rotten_tomatoes", help="shipped task, datasets name, or CSV/TSV path")
+        sp.add_argument("--eval-size", type=int, default=None, help="evaluate on a seeded subset of the test split")
+        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+    pr = sub.add_parser("prune", help="prune a model and report per-layer errors and accuracy")
+    common(pr)
+    pr.add_argument("--method", default="sparsegpt")
+    pr.add_argument("--sparsity", type=float, default=None, help="fraction of weights to remove, in [0, 1) "
+                    "(default 0.5, or what an N:M pattern implies)")
+    pr.add_argument("--pattern", default="unstructured", help="unstructured | 2:4 | 4:8")
+    pr.add_argument("--calib-size", type=int, default=128)
+    pr.add_argument("--seq-len", type=int, default=64)
+    pr.add_argument("--option", action="append", metavar="KEY=VALUE", help="a method knob, e.g. scope=global")
+    pr.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
+
+    ev = sub.add_parser("eval", help="accuracy of a (dense) model on a task's test split")
+    common(ev)
+
+    sub.add_parser("list", help="models, tasks, methods and patterns")
+
+    ft = sub.add_parser("finetune", help="fine-tune the shipped MiniLM-L6 on a shipped task (reproducible)")
+    ft.add_argument("--task", required=True, choices=["rotten_tomatoes", "bbc_news"])
+    ft.add_argument("--epochs", type=int, default=None)
+    ft.add_argument("--lr", type=float, default=None)
+    ft.add_argument("--seed", type=int, default=None)
+    ft.add_argument("--out", type=Path, default=None)
+    ft.add_argument("--device", default="auto")
+
+    sp = sub.add_parser("make-splits", help="write the fixed task splits to assets/splits (run once)")
+    sp.add_argument("--sst2-dev", type=Path, required=True, help="GLUE SST-2 validation TSV (sentence, label)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"prune": cmd_prune, "eval": cmd_eval, "list": cmd_list, "finetune": cmd_finetune,
+                "make-splits": cmd_make_splits}[args.command](args)
+    except PrunescopeError as exc:
+        print(f"prunescope: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("prunescope: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_prune(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from pruning_core.arch import KIND_LABELS
+    from pruning_core.config import ExperimentConfig
+    from pruning_core.engine import BlockRecord
+    from pruning_core.experiment import run_experiment
+    from pruning_core.masks import parse_pattern
+
+    sparsity = args.sparsity
+    if sparsity is None:
+        sparsity = parse_pattern(args.pattern).sparsity or 0.5
+    cfg = ExperimentConfig.create(
+        model=args.model, task=args.task, method=args.method, sparsity=sparsity, pattern=args.pattern,
+        calib_size=args.calib_size, seq_len=args.seq_len, seed=args.seed, eval_size=args.eval_size,
+        options=_option_pairs(args.option), device=args.device)
+    if args.json is not None and args.json.is_dir():
+        raise PrunescopeError(f"--json {args.json} is a folder; give a file path")
+    con = Console(stderr=True)
+
+    def on_record(r):
+        if isinstance(r, BlockRecord):
+            con.print(f"[bold]block {r.block}[/]: sparsity {r.achieved_sparsity:.3f}, cumulative error "
+                      f"{r.cumulative_error:.4g} ({r.seconds:.2f} s)")
+        else:
+            con.print(f"  {r.name} [{KIND_LABELS[r.kind]}]: sparsity {r.achieved_sparsity:.3f}, "
+                      f"local error {r.local_error:.4g}, cumulative error {r.cumulative_error:.4g}")
+
+    res = run_experiment(cfg, on_record=on_record, on_stage=lambda s: con.print(f"[dim]{s}...[/]"))
+    out = res.to_json()
+    table = Table(title=f"{cfg.method} {cfg.pattern} at {cfg.sparsity:g} on {cfg.task} ({cfg.model})")
+    for col in ("block", "module", "shape", "achieved sparsity", "local error", "cumulative error"):
+        table.add_column(col, justify="left" if col == "module" else "right")
+    for r in res.prune.layers:
+        table.add_row(str(r.block), KIND_LABELS[r.kind], "x".join(map(str, r.shape)), f"{r.achieved_sparsity:.4f}",
+                      f"{r.local_error:.4g}", f"{r.cumulative_error:.4g}")
+    Console().print(table)
+    Console().print(
+        f"achieved sparsity {out['achieved_sparsity']:.4f} (encoder {out['encoder_sparsity']:.4f}) | "
+        f"accuracy {out['accuracy']:.4f} vs dense {out['dense_accuracy']:.4f} on {out['eval_examples']} examples | "
+        f"logits KL {out['logits_kl']:.4g} | prune {out['prune_seconds']:.2f} s, peak memory "
+        f"{out['peak_memory_mb']:.0f} MB on {out['device']}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from pruning_core.evaluate import evaluate
+    from pruning_core.experiment import check_labels, eval_max_length, eval_split, load_dense
+    from pruning_core.models import resolve_device
+
+    net, tok = load_dense(args.model, args.task, str(resolve_device(args.device)))
+    split = eval_split(args.task, args.eval_size, args.seed)
+    check_labels(net, split)
+    ev, _ = evaluate(net, tok, split.texts, split.labels, eval_max_length(args.task))
+    print(json.dumps({"model": args.model, "task": args.task, "split": "test", "examples": ev.n,
+                      "accuracy": ev.accuracy}))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from pruning_core import data, masks, methods
+    from pruning_core.models import MODELS_DIR
+
+    print("models:")
+    print("  default  the shipped MiniLM-L6 fine-tuned for the chosen task; or a local folder or hub id")
+    for d in sorted(MODELS_DIR.glob("minilm-*")):
+        rep = d / "training.json"
+        acc = json.loads(rep.read_text()).get("test_accuracy") if rep.exists() else None
+        print(f"  {d}" + (f"  (test accuracy {acc:.4f})" if acc is not None else ""))
+    print("tasks:")
+    for name, desc in data.list_tasks().items():
+        print(f"  {name:16s} {desc}")
+    print("methods:")
+    for name, cls in methods.METHODS.items():
+        opts = ", ".join(f"{f.name}={f.default}" for f in fields(cls.Options)) or "no options"
+        print(f"  {name:16s} {cls.paper} [{opts}]")
+    print("patterns:")
+    print("  " + ", ".join(masks.PATTERNS) + " (any N:M with N < M)")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from dataclasses import replace
+
+    from pruning_core.finetune import DEFAULTS, finetune
+
+    cfg = DEFAULTS[args.task]
+    cfg = replace(cfg, **{k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed))
+                          if v is not None})
+    report = finetune(cfg, out=args.out, device=args.device)
+    print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
+    return 0
+
+
+def cmd_make_splits(args) -> int:
+    from pruning_core.splits import write_all
+
+    if not args.sst2_dev.exists():
+        raise PrunescopeError(f"file '{args.sst2_dev}' does not exist")
+    for p in write_all(args.sst2_dev):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

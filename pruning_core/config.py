@@ -1,0 +1,103 @@
+"""Frozen experiment configuration. Its `key()` (a hash of every field that changes the result)
+is the cache and database key; `validate()` turns bad input into one clear error."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pruning_core.errors import PrunescopeError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """`default` (the shipped model for the task), a local folder, or a hub id."""
+
+    name: str = "default"
+    task: str = "rotten_tomatoes"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task and the evaluation split; `eval_size` = a seeded subset of it (None: all of it)."""
+
+    name: str = "rotten_tomatoes"
+    split: str = "test"
+    eval_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    model: str = "default"
+    task: str = "rotten_tomatoes"
+    method: str = "sparsegpt"
+    sparsity: float = 0.5
+    pattern: str = "unstructured"
+    calib_size: int = 128
+    seq_len: int = 64
+    seed: int = 0
+    eval_size: int | None = None
+    options: tuple[tuple[str, Any], ...] = ()  # the method's own knobs, sorted (name, value) pairs
+    device: str = "auto"  # where it runs; not part of the key
+
+    KEY_EXCLUDES = ("device",)
+
+    @classmethod
+    def create(cls, options: dict | None = None, **kw) -> "ExperimentConfig":
+        """Build and validate; `options` given as a dict, completed with the method's defaults
+        (so equal experiments get equal keys)."""
+        from pruning_core import methods
+
+        method = kw.get("method", cls.method)
+        full = asdict(methods.get(method).options(options or {}))
+        return cls(options=tuple(sorted(full.items())), **kw).validate()
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(self.model, self.task)
+
+    @property
+    def task_spec(self) -> TaskSpec:
+        return TaskSpec(self.task, "test", self.eval_size)
+
+    def options_dict(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def validate(self) -> "ExperimentConfig":
+        """Check every field without loading anything heavy; raise PrunescopeError on the first problem."""
+        from pruning_core import data, masks, methods
+
+        pat = masks.parse_pattern(self.pattern)
+        masks.check_sparsity(self.sparsity, pat)
+        methods.get(self.method).options(self.options_dict())
+        if self.task not in data.SHIPPED and self.task not in data.HUB and not Path(self.task).expanduser().exists():
+            data.load(self.task)  # raises the right message
+        for name, lo in (("calib_size", 1), ("seq_len", 4), ("seed", 0)):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < lo:
+                raise PrunescopeError(f"{name} must be an integer >= {lo}; got {getattr(self, name)}")
+        if self.eval_size is not None and (not isinstance(self.eval_size, int) or self.eval_size < 1):
+            raise PrunescopeError(f"eval_size must be a positive integer or None; got {self.eval_size}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["options"] = self.options_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["options"] = tuple(sorted((kw.get("options") or {}).items()))
+        return cls(**kw)
+
+    def key(self) -> str:
+        """Stable hash of the fields that determine the result."""
+        d = {k: v for k, v in self.to_dict().items() if k not in self.KEY_EXCLUDES}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def with_(self, **kw) -> "ExperimentConfig":
+        return replace(self, **kw)

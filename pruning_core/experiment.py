@@ -1,0 +1,111 @@
+"""One experiment end to end: load, evaluate dense, build calibration, prune (streaming), evaluate.
+
+Used by the CLI and the dashboard alike, so both run exactly the same code for a config.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pruning_core import calibration, data, engine, models
+from pruning_core.config import ExperimentConfig
+from pruning_core.evaluate import Evaluation, evaluate
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    dense: Evaluation
+    pruned: Evaluation
+    prune: engine.PruneResult
+    eval_seconds: float
+
+    def to_json(self) -> dict:
+        """Plain JSON: the config, headline numbers, and one entry per module and per block."""
+        p = self.prune
+        return {
+            "config": self.config.to_dict(),
+            "key": self.config.key(),
+            "achieved_sparsity": p.achieved_sparsity,
+            "encoder_sparsity": p.encoder_sparsity,
+            "dense_accuracy": self.dense.accuracy,
+            "accuracy": self.pruned.accuracy,
+            "eval_examples": self.pruned.n,
+            "logits_kl": self.pruned.kl_to_dense,
+            "cls_error": self.pruned.cls_error,
+            "calib_logits_kl": p.logits_kl,
+            "calib_cls_error": p.cls_error,
+            "prune_seconds": p.prune_seconds,
+            "eval_seconds": self.eval_seconds,
+            "peak_memory_mb": p.peak_memory_mb,
+            "device": p.device,
+            "calib_examples": p.calib_examples,
+            "calib_tokens": p.calib_tokens,
+            "layers": [{k: v for k, v in asdict(r).items()} for r in p.layers],
+            "blocks": [asdict(b) for b in p.blocks],
+        }
+
+
+def eval_split(task: str, eval_size: int | None, seed: int) -> data.TaskData:
+    """The test split, or a seeded subset of `eval_size` examples of it."""
+    split = data.load(task, "test")
+    if eval_size is None or eval_size >= len(split):
+        return split
+    idx = sorted(np.random.default_rng(seed).choice(len(split), size=eval_size, replace=False))
+    return data.TaskData(split.name, split.split, tuple(split.texts[i] for i in idx),
+                         tuple(split.labels[i] for i in idx), split.label_names)
+
+
+def eval_max_length(task: str) -> int:
+    info = data.task_info(task)
+    return info.max_length if info else 128
+
+
+@lru_cache(maxsize=4)
+def load_dense(model: str, task: str, device: str):
+    """The dense model and tokenizer (cached: never mutate; deep-copy before pruning)."""
+    net, tok = models.load(model, task, device)
+    return net, tok
+
+
+def check_labels(net, split: data.TaskData) -> None:
+    from pruning_core.errors import PrunescopeError
+
+    if net.config.num_labels != split.num_labels:
+        raise PrunescopeError(f"the model predicts {net.config.num_labels} classes but task '{split.name}' "
+                              f"has {split.num_labels}; pick a model fine-tuned for this task")
+
+
+def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
+                   on_stage: Callable[[str], None] | None = None) -> ExperimentResult:
+    """Load, evaluate dense, prune a copy with live records, evaluate pruned."""
+    stage = on_stage or (lambda s: None)
+    cfg.validate()
+    device = str(models.resolve_device(cfg.device))
+    stage("loading model and data")
+    dense_net, tok = load_dense(cfg.model, cfg.task, device)
+    split = eval_split(cfg.task, cfg.eval_size, cfg.seed)
+    check_labels(dense_net, split)
+    max_len = eval_max_length(cfg.task)
+    stage(f"evaluating the dense model on {len(split)} examples")
+    t = time.perf_counter()
+    dense_eval, dense_out = evaluate(dense_net, tok, split.texts, split.labels, max_len)
+    eval_seconds = time.perf_counter() - t
+    calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
+    net = copy.deepcopy(dense_net)
+    stage(f"pruning with {cfg.method}")
+    gen = engine.prune(net, calib, cfg.method, cfg.sparsity, cfg.pattern, cfg.options_dict())
+    result = engine.run(gen, on_record)
+    stage("evaluating the pruned model")
+    t = time.perf_counter()
+    pruned_eval, _ = evaluate(net, tok, split.texts, split.labels, max_len, dense=dense_out)
+    eval_seconds += time.perf_counter() - t
+    del net
+    return ExperimentResult(cfg, dense_eval, pruned_eval, result, eval_seconds)

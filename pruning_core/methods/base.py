@@ -1,0 +1,50 @@
+"""What every post-training pruning method provides to the engine."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from pruning_core.errors import PrunescopeError
+from pruning_core.masks import Pattern
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """This method has no knobs."""
+
+
+class Method:
+    """A pruning method: given the weights of the modules that share one input, and the Gram
+    matrix X^T X of that input over calibration tokens, return new weights and keep-masks.
+
+    `prepare` runs once before the first block (e.g. a global threshold)."""
+
+    name: ClassVar[str]
+    paper: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+
+    def options(self, values: dict[str, Any] | None = None):
+        """Validate and freeze this method's knobs (unknown keys are an error)."""
+        values = dict(values or {})
+        fields = {f.name: f for f in dataclasses.fields(self.Options)}
+        unknown = set(values) - set(fields)
+        if unknown:
+            known = ", ".join(fields) or "none"
+            raise PrunescopeError(f"method '{self.name}' has no option(s) {', '.join(sorted(unknown))}; "
+                                  f"its options: {known}")
+        opts = self.Options(**values)
+        check = getattr(opts, "check", None)
+        if check:
+            check()
+        return opts
+
+    def prepare(self, weights: list[torch.Tensor], sparsity: float, pattern: Pattern, options) -> Any:
+        return None
+
+    def prune_group(self, weights: dict[str, torch.Tensor], gram: torch.Tensor, sparsity: float,
+                    pattern: Pattern, options, context: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError

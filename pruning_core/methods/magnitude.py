@@ -1,0 +1,51 @@
+"""Magnitude pruning: drop the weights of smallest |W|.
+
+Paper: Han et al., "Learning both Weights and Connections for Efficient Neural Networks" (2015),
+one-shot, without the retraining. Scope `layer` thresholds each matrix on its own; `global` uses
+one threshold over all encoder linears (so per-module sparsity varies). The data are ignored:
+the Gram matrix is only used by the engine to report the local error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pruning_core import masks
+from pruning_core.errors import PrunescopeError
+from pruning_core.methods.base import Method
+
+
+@dataclass(frozen=True)
+class MagnitudeOptions:
+    scope: str = "layer"  # layer | global
+
+    def check(self) -> None:
+        if self.scope not in ("layer", "global"):
+            raise PrunescopeError(f"magnitude scope must be layer or global; got '{self.scope}'")
+
+
+class Magnitude(Method):
+    name = "magnitude"
+    paper = "Han et al. 2015, Learning both Weights and Connections for Efficient Neural Networks"
+    Options = MagnitudeOptions
+
+    def prepare(self, weights, sparsity, pattern, options):
+        if options.scope != "global":
+            return None
+        if pattern.is_nm:
+            raise PrunescopeError("global magnitude applies to the unstructured pattern only")
+        flat = torch.cat([w.abs().flatten().float().cpu() for w in weights])
+        k = int(flat.numel() * sparsity)
+        return float(torch.kthvalue(flat, k).values) if k > 0 else -1.0
+
+    def prune_group(self, weights, gram, sparsity, pattern, options, context):
+        out = {}
+        for kind, w in weights.items():
+            if context is not None:  # global threshold
+                keep = w.abs() > context
+            else:
+                keep = masks.select(w.abs(), sparsity, pattern)
+            out[kind] = (w * keep, keep)
+        return out
