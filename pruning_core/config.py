@@ -68,7 +68,7 @@ class ExperimentConfig:
 
     def validate(self) -> "ExperimentConfig":
         """Check every field without loading anything heavy; raise PrunescopeError on the first problem."""
-        from pruning_core import data, masks, methods
+        from pruning_core import data, masks, methods, models
 
         pat = masks.parse_pattern(self.pattern)
         masks.check_sparsity(self.sparsity, pat)
@@ -80,6 +80,7 @@ class ExperimentConfig:
                 raise PrunescopeError(f"{name} must be an integer >= {lo}; got {getattr(self, name)}")
         if self.eval_size is not None and (not isinstance(self.eval_size, int) or self.eval_size < 1):
             raise PrunescopeError(f"eval_size must be a positive integer or None; got {self.eval_size}")
+        models.check(self.model, self.task)
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -73,12 +73,12 @@ def keep_lowest_pruned(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 def unstructured_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     """Prune the lowest `sparsity` fraction of the whole matrix."""
-    return keep_lowest_pruned(scores, int(scores.numel() * sparsity))
+    return keep_lowest_pruned(scores, round(scores.numel() * sparsity))
 
 
 def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     """Prune the lowest `sparsity` fraction within every row (Wanda's per-output comparison group)."""
-    k = int(scores.shape[1] * sparsity)
+    k = round(scores.shape[1] * sparsity)
     keep = torch.ones_like(scores, dtype=torch.bool)
     if k > 0:
         keep.scatter_(1, torch.topk(scores, k, dim=1, largest=False).indices, False)

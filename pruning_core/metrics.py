@@ -16,11 +16,11 @@ def local_error(w_dense: torch.Tensor, w_pruned: torch.Tensor, gram: torch.Tenso
 
     With D = W - W', ||D X||_F^2 = tr(D G D^T), so the inputs need not be kept.
     """
-    w = w_dense.double()
-    g = gram.double()
-    d = w - w_pruned.double()
-    num = ((d @ g) * d).sum()
-    den = ((w @ g) * w).sum()
+    w = w_dense.float()
+    g = gram.float()
+    d = w - w_pruned.float()
+    num = ((d @ g) * d).double().sum()
+    den = ((w @ g) * w).double().sum()
     return float(num / den) if den > 0 else 0.0
 
 

@@ -57,20 +57,29 @@ def resolve(model: str, task: str) -> str:
     return model
 
 
+def check(model: str, task: str) -> None:
+    """Cheap checks before anything is loaded: shipped model present, local folder exists."""
+    name = resolve(model, task)
+    path = Path(name).expanduser()
+    if not path.exists() and name.startswith((".", "/", "~")):
+        raise PrunescopeError(f"model folder '{name}' does not exist")
+    if path.exists() and not (path / "config.json").is_file():
+        raise PrunescopeError(f"'{name}' is not a readable transformers model folder: it has no config.json")
+
+
 def load(model: str, task: str, device: str | torch.device = "cpu"):
     """(model, tokenizer) in eval mode on `device`, float32. `model` = default | folder | hub id."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    check(model, task)
     name = resolve(model, task)
     path = Path(name).expanduser()
     local = path.exists()
-    if not local and name.startswith((".", "/", "~")):
-        raise PrunescopeError(f"model folder '{name}' does not exist")
     try:
         tok = AutoTokenizer.from_pretrained(str(path) if local else name, local_files_only=local)
         net = AutoModelForSequenceClassification.from_pretrained(
-            str(path) if local else name, local_files_only=local, torch_dtype=torch.float32)
-    except OSError as exc:
+            str(path) if local else name, local_files_only=local, dtype=torch.float32)
+    except (OSError, AttributeError, TypeError) as exc:
         if local:
             raise PrunescopeError(f"'{name}' is not a readable transformers model folder: "
                                   f"{str(exc).splitlines()[0]}") from None

@@ -36,7 +36,7 @@ class SparseGPTOptions:
 
 def inverse_hessian_factor(gram: torch.Tensor, percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Upper Cholesky factor of (H + damp I)^-1, and the mask of dead inputs (H_jj = 0)."""
-    h = gram.clone().float()
+    h = gram.clone() if gram.dtype == torch.float64 else gram.float()
     dead = h.diagonal() == 0
     h[dead, dead] = 1
     damp = percdamp * h.diagonal().mean()
@@ -50,15 +50,13 @@ def sparsegpt_solve(weight: torch.Tensor, hinv: torch.Tensor, sparsity: float, p
     """Prune `weight` (rows x cols, dead input columns already zero) given the upper Cholesky factor
     of H^-1. `segments` = row counts of stacked matrices whose masks are chosen separately.
     Returns (new weight, keep-mask)."""
-    w = weight.clone().float()
+    w = weight.clone().to(hinv.dtype)
     rows, cols = w.shape
     segments = segments or [rows]
     keep = torch.ones_like(w, dtype=torch.bool)
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
-        count = i2 - i1
         w1 = w[:, i1:i2].clone()
-        q1 = torch.zeros_like(w1)
         err1 = torch.zeros_like(w1)
         hinv1 = hinv[i1:i2, i1:i2]
         d = hinv1.diagonal()
@@ -67,25 +65,24 @@ def sparsegpt_solve(weight: torch.Tensor, hinv: torch.Tensor, sparsity: float, p
             score = w1.pow(2) / d.pow(2).unsqueeze(0)
             start = 0
             for seg in segments:  # each matrix chooses its own mask
-                block = score[start:start + seg]
-                k = int(block.numel() * sparsity)
+                k = round(score[start:start + seg].numel() * sparsity)
                 if k:
-                    idx = torch.topk(block.flatten(), k, largest=False).indices
+                    idx = torch.topk(score[start:start + seg].flatten(), k, largest=False).indices
                     prune1[start:start + seg].view(-1)[idx] = True
                 start += seg
-        for i in range(count):
-            col = w1[:, i]
+        scale = prune1.to(w1.dtype) / d.unsqueeze(0)  # e_i = w_i / d_i where pruned, else 0
+        for i in range(i2 - i1):
             if pattern.is_nm and i % pattern.m == 0:
                 score = w1[:, i:i + pattern.m].pow(2) / d[i:i + pattern.m].pow(2).unsqueeze(0)
                 idx = torch.topk(score, pattern.m - pattern.n, dim=1, largest=False).indices
                 prune1.scatter_(1, i + idx, True)
-            q = col.clone()
-            q[prune1[:, i]] = 0
-            q1[:, i] = q
-            e = (col - q) / d[i]
-            w1[:, i:] -= e.unsqueeze(1) * hinv1[i, i:].unsqueeze(0)
+                scale[:, i:i + pattern.m] = prune1[:, i:i + pattern.m].to(w1.dtype) / d[i:i + pattern.m]
+            e = w1[:, i] * scale[:, i]
+            # OBS update of the rest of the block; it also takes a pruned w_i to exactly w_i - e_i d_i = 0
+            w1[:, i:].addr_(e, hinv1[i, i:], alpha=-1)
             err1[:, i] = e
-        w[:, i1:i2] = q1
+        w1[prune1] = 0  # exact zeros (the update leaves rounding residue)
+        w[:, i1:i2] = w1
         keep[:, i1:i2] = ~prune1
         w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
     return w, keep
@@ -99,7 +96,8 @@ class SparseGPT(Method):
     def prune_group(self, weights, gram, sparsity, pattern, options, context):
         hinv, dead = inverse_hessian_factor(gram, options.percdamp)
         kinds = list(weights)
-        stacked = torch.cat([weights[k].float() for k in kinds])
+        dtype = torch.float64 if gram.dtype == torch.float64 else torch.float32
+        stacked = torch.cat([weights[k].to(dtype) for k in kinds])
         stacked[:, dead] = 0
         segments = [weights[k].shape[0] for k in kinds]
         new, keep = sparsegpt_solve(stacked, hinv, sparsity, pattern, options.blocksize, segments)

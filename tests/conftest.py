@@ -1,0 +1,74 @@
+"""Shared fixtures: tiny random encoders of each supported family, a tokenizer, calibration text."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+from pruning_core import calibration
+from pruning_core.paths import minilm_dir
+
+TEXTS = [
+    "a gorgeous, witty, seductive movie.",
+    "the plot is nothing but boilerplate clichés from start to finish,",
+    "an utterly charming and hilarious film that reminded me of the best of the genre",
+    "dull",
+    "it's a charming and often affecting journey.",
+    "unflinchingly bleak and desperate",
+    "the acting, costumes, music, cinematography and sound are all astounding given the production's "
+    "austere locales.",
+    "a sour little movie at its core; an exploration of the emptiness that underlay the relentless gaiety",
+] * 4
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_dir())
+
+
+def tiny_model(family: str = "bert", hidden: int = 128, inter: int = 256, layers: int = 2, labels: int = 2,
+               seed: int = 0):
+    """A randomly initialised classifier of the given family (vocab of the MiniLM tokenizer)."""
+    from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
+                              DistilBertForSequenceClassification, RobertaConfig,
+                              RobertaForSequenceClassification)
+
+    torch.manual_seed(seed)
+    if family == "bert":
+        cfg = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
+                         intermediate_size=inter, num_labels=labels)
+        return BertForSequenceClassification(cfg).eval()
+    if family == "roberta":
+        cfg = RobertaConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
+                            intermediate_size=inter, num_labels=labels, pad_token_id=0,
+                            max_position_embeddings=600)
+        return RobertaForSequenceClassification(cfg).eval()
+    cfg = DistilBertConfig(vocab_size=30522, dim=hidden, n_layers=layers, n_heads=4, hidden_dim=inter,
+                           num_labels=labels)
+    return DistilBertForSequenceClassification(cfg).eval()
+
+
+@pytest.fixture
+def bert():
+    return tiny_model("bert")
+
+
+@pytest.fixture(scope="session")
+def calib(tokenizer):
+    return calibration.build(tokenizer, TEXTS, seq_len=24, batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def shipped():
+    """The shipped rotten_tomatoes model (dense; do not mutate: deep-copy)."""
+    from pruning_core.experiment import load_dense
+
+    return load_dense("default", "rotten_tomatoes", "cpu")
