@@ -92,8 +92,8 @@ class _ErrorSum:
         self.den = 0.0
 
     def add(self, dense: torch.Tensor, pruned: torch.Tensor) -> None:
-        self.num += float((dense.double() - pruned.double()).pow(2).sum())
-        self.den += float(dense.double().pow(2).sum())
+        self.num += float((dense - pruned).float().pow(2).sum())
+        self.den += float(dense.float().pow(2).sum())
 
     @property
     def value(self) -> float:

@@ -75,6 +75,17 @@ def load_dense(model: str, task: str, device: str):
     return net, tok
 
 
+@lru_cache(maxsize=8)
+def dense_outputs(model: str, task: str, eval_size: int | None, seed: int, device: str):
+    """Dense evaluation (accuracy, logits, pooled) on the evaluation split; cached per process."""
+    net, tok = load_dense(model, task, device)
+    split = eval_split(task, eval_size, seed)
+    check_labels(net, split)
+    t = time.perf_counter()
+    ev, out = evaluate(net, tok, split.texts, split.labels, eval_max_length(task))
+    return ev, out, time.perf_counter() - t
+
+
 def check_labels(net, split: data.TaskData) -> None:
     from pruning_core.errors import PrunescopeError
 
@@ -92,12 +103,9 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     stage("loading model and data")
     dense_net, tok = load_dense(cfg.model, cfg.task, device)
     split = eval_split(cfg.task, cfg.eval_size, cfg.seed)
-    check_labels(dense_net, split)
-    max_len = eval_max_length(cfg.task)
     stage(f"evaluating the dense model on {len(split)} examples")
-    t = time.perf_counter()
-    dense_eval, dense_out = evaluate(dense_net, tok, split.texts, split.labels, max_len)
-    eval_seconds = time.perf_counter() - t
+    dense_eval, dense_out, eval_seconds = dense_outputs(cfg.model, cfg.task, cfg.eval_size, cfg.seed, device)
+    max_len = eval_max_length(cfg.task)
     calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
     net = copy.deepcopy(dense_net)
     stage(f"pruning with {cfg.method}")

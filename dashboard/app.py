@@ -1,0 +1,8 @@
+"""prunescope dashboard entry point: `streamlit run dashboard/app.py`."""
+
+import streamlit as st
+
+st.set_page_config(page_title="prunescope", page_icon="✂️", layout="wide")
+
+pages = [st.Page("prune_page.py", title="Prune", icon="✂️", default=True)]
+st.navigation(pages).run()

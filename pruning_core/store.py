@@ -1,0 +1,114 @@
+"""Results store on SQLite (WAL mode): one row per run keyed by the config hash, with per-module and
+per-block records and the masks (bit-packed, zlib-compressed), so a stored run redraws every chart
+without recomputation. Each save is one transaction: a crash mid-save leaves no half row.
+
+Path: `PRUNESCOPE_DB`, else `runs.sqlite` in the user's data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import zlib
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    model TEXT NOT NULL, task TEXT NOT NULL, method TEXT NOT NULL, pattern TEXT NOT NULL,
+    sparsity REAL NOT NULL,
+    achieved_sparsity REAL, dense_accuracy REAL, accuracy REAL, prune_seconds REAL,
+    result TEXT NOT NULL            -- ExperimentResult.to_json(), layers and blocks included
+);
+CREATE TABLE IF NOT EXISTS masks (
+    key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    rows INTEGER NOT NULL, cols INTEGER NOT NULL,
+    bits BLOB NOT NULL,             -- zlib(np.packbits(keep-mask))
+    PRIMARY KEY (key, name)
+);
+"""
+
+
+def default_path() -> Path:
+    env = os.environ.get("PRUNESCOPE_DB")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("prunescope")) / "runs.sqlite"
+
+
+def pack_mask(mask: torch.Tensor) -> bytes:
+    return zlib.compress(np.packbits(mask.cpu().numpy().astype(bool).ravel()).tobytes(), 6)
+
+
+def unpack_mask(bits: bytes, rows: int, cols: int) -> torch.Tensor:
+    flat = np.unpackbits(np.frombuffer(zlib.decompress(bits), dtype=np.uint8), count=rows * cols)
+    return torch.from_numpy(flat.astype(bool).reshape(rows, cols))
+
+
+class Store:
+    """A SQLite file of runs. Safe to use from several threads/processes (one connection per call)."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as con, con:
+            con.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA foreign_keys=ON")
+        return con
+
+    def save(self, result_json: dict, masks: dict[str, torch.Tensor] | None = None) -> str:
+        """Insert or replace one run (and its masks) in a single transaction; returns its key."""
+        cfg, key = result_json["config"], result_json["key"]
+        packed = ((key, n, m.shape[0], m.shape[1], pack_mask(m)) for n, m in (masks or {}).items())
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM runs WHERE key = ?", (key,))
+            con.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (key, time.time(), cfg["model"], cfg["task"], cfg["method"], cfg["pattern"], cfg["sparsity"],
+                 result_json.get("achieved_sparsity"), result_json.get("dense_accuracy"),
+                 result_json.get("accuracy"), result_json.get("prune_seconds"), json.dumps(result_json)))
+            con.executemany("INSERT INTO masks VALUES (?,?,?,?,?)", packed)
+        return key
+
+    def has(self, key: str) -> bool:
+        with closing(self._connect()) as con:
+            return con.execute("SELECT 1 FROM runs WHERE key = ?", (key,)).fetchone() is not None
+
+    def load(self, key: str) -> dict | None:
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT result FROM runs WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def masks(self, key: str, names: list[str] | None = None) -> dict[str, torch.Tensor]:
+        q = "SELECT name, rows, cols, bits FROM masks WHERE key = ?"
+        with closing(self._connect()) as con:
+            rows = con.execute(q, (key,)).fetchall()
+        return {n: unpack_mask(b, r, c) for n, r, c, b in rows if names is None or n in names}
+
+    def runs(self, **filters) -> pd.DataFrame:
+        """Summary table of stored runs, newest first; filters: model=, task=, method=, pattern=."""
+        where = " AND ".join(f"{k} = ?" for k in filters if filters[k] is not None)
+        params = [v for v in filters.values() if v is not None]
+        sql = ("SELECT key, created, model, task, method, pattern, sparsity, achieved_sparsity, dense_accuracy, "
+               "accuracy, prune_seconds FROM runs" + (f" WHERE {where}" if where else "") + " ORDER BY created DESC")
+        with closing(self._connect()) as con:
+            return pd.read_sql_query(sql, con, params=params)
+
+    def delete(self, key: str) -> bool:
+        with closing(self._connect()) as con, con:
+            return con.execute("DELETE FROM runs WHERE key = ?", (key,)).rowcount > 0
