@@ -4,5 +4,6 @@ import streamlit as st
 
 st.set_page_config(page_title="prunescope", page_icon="✂️", layout="wide")
 
-pages = [st.Page("prune_page.py", title="Prune", icon="✂️", default=True)]
+pages = [st.Page("prune_page.py", title="Prune", icon="✂️", default=True),
+         st.Page("learn_page.py", title="Learn", icon="🎓")]
 st.navigation(pages).run()

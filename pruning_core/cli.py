@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--seq-len", type=int, default=64)
     pr.add_argument("--option", action="append", metavar="KEY=VALUE", help="a method knob, e.g. scope=global")
     pr.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
+    pr.add_argument("--recompute", action="store_true", help="prune again even if the store has this run")
+    pr.add_argument("--no-store", action="store_true", help="do not read or write the results store")
 
     ev = sub.add_parser("eval", help="accuracy of a (dense) model on a task's test split")
     common(ev)
@@ -95,6 +97,7 @@ def cmd_prune(args) -> int:
     from pruning_core.engine import BlockRecord
     from pruning_core.experiment import run_experiment
     from pruning_core.masks import parse_pattern
+    from pruning_core.store import Store
 
     sparsity = args.sparsity
     if sparsity is None:
@@ -115,14 +118,21 @@ def cmd_prune(args) -> int:
             con.print(f"  {r.name} [{KIND_LABELS[r.kind]}]: sparsity {r.achieved_sparsity:.3f}, "
                       f"local error {r.local_error:.4g}, cumulative error {r.cumulative_error:.4g}")
 
-    res = run_experiment(cfg, on_record=on_record, on_stage=lambda s: con.print(f"[dim]{s}...[/]"))
-    out = res.to_json()
+    store = None if args.no_store else Store()
+    out = None if store is None or args.recompute else store.load(cfg.key())
+    if out is not None:
+        con.print(f"[dim]stored run {cfg.key()} in {store.path} (use --recompute to prune again)[/]")
+    else:
+        res = run_experiment(cfg, on_record=on_record, on_stage=lambda s: con.print(f"[dim]{s}...[/]"))
+        out = res.to_json()
+        if store is not None:
+            store.save(out, res.prune.masks)
     table = Table(title=f"{cfg.method} {cfg.pattern} at {cfg.sparsity:g} on {cfg.task} ({cfg.model})")
     for col in ("block", "module", "shape", "achieved sparsity", "local error", "cumulative error"):
         table.add_column(col, justify="left" if col == "module" else "right")
-    for r in res.prune.layers:
-        table.add_row(str(r.block), KIND_LABELS[r.kind], "x".join(map(str, r.shape)), f"{r.achieved_sparsity:.4f}",
-                      f"{r.local_error:.4g}", f"{r.cumulative_error:.4g}")
+    for r in out["layers"]:
+        table.add_row(str(r["block"]), KIND_LABELS[r["kind"]], "x".join(map(str, r["shape"])),
+                      f"{r['achieved_sparsity']:.4f}", f"{r['local_error']:.4g}", f"{r['cumulative_error']:.4g}")
     Console().print(table)
     Console().print(
         f"achieved sparsity {out['achieved_sparsity']:.4f} (encoder {out['encoder_sparsity']:.4f}) | "

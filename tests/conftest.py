@@ -7,6 +7,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# never touch the user's results store from tests
+import tempfile
+
+os.environ["PRUNESCOPE_DB"] = os.path.join(tempfile.mkdtemp(prefix="prunescope-test-"), "runs.sqlite")
 
 import pytest
 import torch

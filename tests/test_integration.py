@@ -29,6 +29,13 @@ def test_cli_prune_on_shipped_model(tmp_path, capsys):
     cum = [b["cumulative_error"] for b in res["blocks"]]
     assert all(c > 0 for c in cum)
     assert "local error" in capsys.readouterr().out  # the per-layer table
+    # the same config again is read from the results store, not recomputed
+    out2 = tmp_path / "again.json"
+    assert main(["prune", "--method", "sparsegpt", "--sparsity", "0.5", "--calib-size", "32", "--seq-len", "48",
+                 "--eval-size", "200", "--device", "cpu", "--json", str(out2)]) == 0
+    captured = capsys.readouterr()
+    assert "stored run" in captured.err and "block 0" not in captured.err
+    assert json.loads(out2.read_text())["layers"] == res["layers"]
 
 
 def test_real_layer_error_ordering():
