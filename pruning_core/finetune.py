@@ -41,7 +41,7 @@ class FinetuneConfig:
 
 DEFAULTS = {
     "rotten_tomatoes": FinetuneConfig("rotten_tomatoes", epochs=4, lr=5e-5),
-    "bbc_news": FinetuneConfig("bbc_news", epochs=4, lr=1e-4, batch_size=16),
+    "bbc_news": FinetuneConfig("bbc_news", epochs=3, lr=1e-4, batch_size=16),
 }
 
 
@@ -58,7 +58,7 @@ def finetune(cfg: FinetuneConfig, out: Path | None = None, device: str = "auto",
 
     info = data.task_info(cfg.task)
     if info is None or "train" not in info.splits:
-        raise PrunescopeError(f"finetune works on the shipped tasks with a train split: rotten_tomatoes, bbc_news")
+        raise PrunescopeError("finetune works on the shipped tasks with a train split: rotten_tomatoes, bbc_news")
     max_len = cfg.max_length or info.max_length
     dev = resolve_device(device)
     out = Path(out or MODELS_DIR / f"minilm-{cfg.task}")

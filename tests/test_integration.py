@@ -3,9 +3,6 @@
 import copy
 import json
 
-import pytest
-import torch
-
 from pruning_core import calibration, data, engine
 from pruning_core.cli import main
 

@@ -1,0 +1,33 @@
+"""Shared dashboard state: the results store (one per server process) and run selection."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pruning_core.store import Store
+from pruning_core.sweep import import_demo
+
+
+@st.cache_resource
+def get_store() -> Store:
+    """The results store; on first use it receives the shipped demo sweeps it does not have yet."""
+    store = Store()
+    import_demo(store)
+    return store
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def load_run(key: str) -> dict | None:
+    """A stored run's JSON (cached: stored runs never change under the same key)."""
+    return get_store().load(key)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def load_mask(key: str, name: str):
+    masks = get_store().masks(key, [name])
+    return masks.get(name)
+
+
+def open_run(key: str) -> None:
+    """Show a stored run in the Prune page's views."""
+    st.session_state["run_key"] = key

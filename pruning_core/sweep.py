@@ -1,0 +1,71 @@
+"""Grids of experiment configs: read what the store has, compute what it lacks, save as it goes.
+
+A sweep is resumable by construction: each finished run is one atomic row in the store, so a
+killed sweep restarts where it stopped. Shipped demo sweeps (assets/demo/*.jsonl, results without
+masks) can be imported into a store so the Compare page shows full curves on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Iterable
+
+from pruning_core.config import ExperimentConfig
+from pruning_core.paths import ASSETS_DIR
+from pruning_core.store import Store
+
+DEMO_DIR = ASSETS_DIR / "demo"
+SPARSITIES = tuple(round(0.1 * i, 1) for i in range(1, 10))
+
+
+def grid(task: str, methods: Iterable[str], patterns: Iterable[str] = ("unstructured",),
+         sparsities: Iterable[float] = SPARSITIES, **common) -> list[ExperimentConfig]:
+    """Configs for every method x pattern x sparsity (N:M patterns run at their own sparsity once)."""
+    from pruning_core.masks import parse_pattern
+
+    out = []
+    for m in methods:
+        for p in patterns:
+            nm = parse_pattern(p).sparsity
+            for s in ([nm] if nm is not None else sparsities):
+                out.append(ExperimentConfig.create(task=task, method=m, pattern=p, sparsity=float(s), **common))
+    return out
+
+
+def run_grid(configs: list[ExperimentConfig], store: Store, recompute: bool = False,
+             on_progress: Callable[[int, int, ExperimentConfig, bool], None] | None = None) -> list[dict]:
+    """Result JSON for every config, in order: read from the store, or computed and saved.
+    `on_progress(done, total, config, computed)` is called after each one."""
+    from pruning_core.experiment import run_experiment
+
+    results = []
+    for i, cfg in enumerate(configs):
+        res = None if recompute else store.load(cfg.key())
+        computed = res is None
+        if computed:
+            exp = run_experiment(cfg)
+            res = exp.to_json()
+            store.save(res, exp.prune.masks)
+        results.append(res)
+        if on_progress:
+            on_progress(i + 1, len(configs), cfg, computed)
+    return results
+
+
+def export_demo(results: list[dict], path: Path) -> None:
+    """Write results (no masks) as JSON lines for shipping in assets/demo."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in results))
+
+
+def import_demo(store: Store, paths: Iterable[Path] | None = None) -> int:
+    """Load shipped demo results into `store` where it lacks them; returns how many were added."""
+    added = 0
+    for path in paths if paths is not None else sorted(DEMO_DIR.glob("*.jsonl")):
+        for line in Path(path).read_text().splitlines():
+            res = json.loads(line)
+            if not store.has(res["key"]):
+                store.save(res)
+                added += 1
+    return added

@@ -1,0 +1,100 @@
+"""A real browser on the real server: `streamlit run`, Debian Chromium driven by Playwright.
+
+Runs where /usr/bin/chromium and the playwright package exist (`.ci/run` installs both); screenshots
+go to artifacts/screenshots/ (git-ignored).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "artifacts" / "screenshots"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("streamlit") is None
+                                and not (Path(sys.executable).parent / "streamlit").exists(),
+                                reason="Debian chromium not installed (apt-get install chromium chromium-driver)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = dict(os.environ, PRUNESCOPE_DB=str(tmp_path_factory.mktemp("db") / "runs.sqlite"))
+    streamlit = Path(sys.executable).parent / "streamlit"
+    proc = subprocess.Popen([str(streamlit), "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_prune_compare_learn_in_chromium(server):
+    pw = pytest.importorskip("playwright.sync_api")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(server)
+        page.get_by_text("Prune a model").wait_for(timeout=60_000)
+        # method: open the select box and pick wanda
+        page.get_by_test_id("stSidebar").get_by_text("sparsegpt").click()
+        page.get_by_role("option", name="wanda").click()
+        slider = page.get_by_role("slider")
+        slider.focus()
+        slider.press("ArrowRight")  # 0.50 -> 0.55
+        slider.press("ArrowRight")  # -> 0.60
+        for label, value in (("Calibration examples", "16"), ("Evaluation examples (0 = whole test split)", "100")):
+            box = page.get_by_label(label)
+            box.fill(value)
+            box.press("Enter")
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Prune", exact=True).click()
+        page.get_by_text("Pruned accuracy").wait_for(timeout=240_000)
+        page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        metrics = page.get_by_test_id("stMetricValue").all_inner_texts()
+        assert any(m.strip() == "0.600" for m in metrics), metrics  # achieved sparsity card
+        page.screenshot(path=str(SHOTS / "prune.png"), full_page=True)
+        assert page.get_by_test_id("stException").count() == 0
+
+        page.get_by_test_id("stSidebarNav").get_by_text("Compare").click()
+        page.get_by_text("Compare methods").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
+        assert page.get_by_test_id("stException").count() == 0
+
+        page.get_by_test_id("stSidebarNav").get_by_text("Learn").click()
+        page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "learn.png"), full_page=True)
+        assert page.get_by_test_id("stException").count() == 0
+        browser.close()
