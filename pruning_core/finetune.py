@@ -123,7 +123,7 @@ def finetune(cfg: FinetuneConfig, out: Path | None = None, device: str = "auto",
 
 def _accuracy(model, tok, split: data.TaskData, max_len: int, dev) -> float:
     logits = predict(model, tok, split.texts, max_length=max_len, device=dev)
-    return float((logits.argmax(-1) == torch.tensor(split.labels)).float().mean())
+    return float((logits.argmax(-1) == torch.tensor(split.labels)).double().mean())
 
 
 def save(model, tok, out: Path, report: dict) -> None:

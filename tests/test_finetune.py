@@ -35,5 +35,5 @@ def test_shipped_models_have_cards():
     for task, target in (("rotten_tomatoes", 0.84), ("bbc_news", 0.96)):
         d = ASSETS_DIR / "models" / f"minilm-{task}"
         report = json.loads((d / "training.json").read_text())
-        assert report["test_accuracy"] >= target, (task, report["test_accuracy"])
+        assert report["test_accuracy"] >= target - 1e-6, (task, report["test_accuracy"])  # float32 mean
         assert (d / "README.md").exists() and (d / "model.safetensors").exists()
