@@ -8,11 +8,12 @@ import streamlit as st
 from dashboard import charts
 from dashboard.common import get_store, load_mask, load_run, open_run
 from pruning_core import PrunescopeError, data, methods
-from pruning_core.arch import KIND_LABELS
+from pruning_core.arch import KIND_LABELS, arch_of
 from pruning_core.config import ExperimentConfig
 from pruning_core.engine import BlockRecord, LayerRecord
-from pruning_core.experiment import run_experiment
+from pruning_core.experiment import load_dense, run_experiment
 from pruning_core.masks import PATTERNS, parse_pattern
+from pruning_core.models import resolve_device
 
 st.title("✂️ Prune a model")
 
@@ -70,7 +71,9 @@ def run(cfg: ExperimentConfig, recompute: bool) -> None:
         return
     layers, blocks = [], []
     try:
-        with st.status("Pruning...", expanded=True) as status:
+        with st.status("Loading the model...", expanded=True) as status:
+            net, _ = load_dense(cfg.model, cfg.task, str(resolve_device(cfg.device)))
+            n_blocks = len(arch_of(net).blocks(net))
             progress = st.progress(0.0)
             live = st.empty()
 
@@ -84,14 +87,6 @@ def run(cfg: ExperimentConfig, recompute: bool) -> None:
                     progress.progress(len(blocks) / n_blocks, f"block {rec.block + 1} of {n_blocks}")
                     live.plotly_chart(charts.cumulative_error_line(blocks), key=f"live{len(blocks)}")
 
-            from pruning_core.experiment import load_dense
-            from pruning_core.models import resolve_device
-
-            status.update(label="loading model...")
-            net, _ = load_dense(cfg.model, cfg.task, str(resolve_device(cfg.device)))
-            from pruning_core.arch import arch_of
-
-            n_blocks = len(arch_of(net).blocks(net))
             res = run_experiment(cfg, on_record=on_record, on_stage=lambda s: status.update(label=s + "..."))
             out = res.to_json()
             store.save(out, res.prune.masks)
@@ -101,6 +96,8 @@ def run(cfg: ExperimentConfig, recompute: bool) -> None:
         open_run(cfg.key())
     except PrunescopeError as exc:
         st.error(str(exc))
+    except Exception as exc:  # a live demo never shows a traceback; the message still says what broke
+        st.error(f"Pruning failed ({type(exc).__name__}): {exc}")
 
 
 def show(res: dict) -> None:
@@ -114,7 +111,10 @@ def show(res: dict) -> None:
     cols[2].metric("Achieved sparsity", f"{res['achieved_sparsity']:.3f}",
                    help="zeros / weights over the pruned linear modules (not just the requested number)")
     cols[3].metric("Prune time", f"{res['prune_seconds']:.1f} s", help="pruning only, evaluation excluded")
-    cols[4].metric("Peak memory", f"{res['peak_memory_mb']:.0f} MB", help="extra memory at the peak of pruning")
+    total = res.get("peak_total_mb")
+    cols[4].metric("Peak memory", f"{total:.0f} MB" if total else "n/a",
+                   help=f"process memory at the peak of pruning; it grew by {res['peak_memory_mb']:.0f} MB "
+                        "while pruning (freed memory the process already held is reused)")
     left, right = st.columns(2)
     left.plotly_chart(charts.local_error_bars(res["layers"]), key="local")
     right.plotly_chart(charts.cumulative_error_line(res["blocks"]), key="cum")

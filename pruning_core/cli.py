@@ -138,7 +138,7 @@ def cmd_prune(args) -> int:
         f"achieved sparsity {out['achieved_sparsity']:.4f} (encoder {out['encoder_sparsity']:.4f}) | "
         f"accuracy {out['accuracy']:.4f} vs dense {out['dense_accuracy']:.4f} on {out['eval_examples']} examples | "
         f"logits KL {out['logits_kl']:.4g} | prune {out['prune_seconds']:.2f} s, peak memory "
-        f"{out['peak_memory_mb']:.0f} MB on {out['device']}")
+        f"{out.get('peak_total_mb', 0):.0f} MB (+{out['peak_memory_mb']:.0f} MB while pruning) on {out['device']}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2))

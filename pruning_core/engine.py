@@ -64,7 +64,8 @@ class PruneResult:
     cls_error: float  # [CLS] (pooled) representation error on the calibration set
     logits_kl: float  # KL(dense || pruned) on the calibration set
     prune_seconds: float
-    peak_memory_mb: float
+    peak_memory_mb: float  # memory growth at the peak of pruning
+    peak_total_mb: float  # whole process (CPU) / allocator (GPU) footprint at that peak
     device: str
     calib_examples: int
     calib_tokens: int
@@ -239,7 +240,7 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts):
         masks=keep_masks, achieved_sparsity=pruned_zeros / pruned_total,
         encoder_sparsity=sum(int((p == 0).sum()) for p in enc) / sum(p.numel() for p in enc),
         cls_error=cls, logits_kl=metrics.logits_kl(dense_logits, pruned_logits), prune_seconds=seconds,
-        peak_memory_mb=mem.peak_mb, device=str(device), calib_examples=calib.n_examples,
+        peak_memory_mb=mem.peak_mb, peak_total_mb=mem.peak_total_mb, device=str(device), calib_examples=calib.n_examples,
         calib_tokens=calib.real_tokens, timings=timings)
 
 

@@ -46,6 +46,7 @@ class ExperimentResult:
             "prune_seconds": p.prune_seconds,
             "eval_seconds": self.eval_seconds,
             "peak_memory_mb": p.peak_memory_mb,
+            "peak_total_mb": p.peak_total_mb,
             "device": p.device,
             "calib_examples": p.calib_examples,
             "calib_tokens": p.calib_tokens,

@@ -22,11 +22,14 @@ def rss_bytes() -> int:
 
 
 class PeakMemory:
-    """Context manager; `.peak_mb` = extra memory at the peak over what was held at entry."""
+    """Context manager. `.peak_mb` = extra memory at the peak over what was held at entry (on a CPU:
+    resident-set growth, which is ~0 when the process already holds enough freed memory to reuse);
+    `.peak_total_mb` = the process's (CPU) or allocator's (GPU) whole footprint at the peak."""
 
     def __init__(self, device: torch.device, interval: float = 0.005):
         self.device, self.interval = torch.device(device), interval
         self.peak_mb = 0.0
+        self.peak_total_mb = 0.0
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
@@ -54,3 +57,4 @@ class PeakMemory:
             self._thread.join()
             peak = max(self._peak, rss_bytes())
         self.peak_mb = max(0, peak - self._start) / 2**20
+        self.peak_total_mb = peak / 2**20
