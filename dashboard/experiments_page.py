@@ -26,7 +26,7 @@ for col, val in (("model", model), ("task", task), ("method", method)):
     if val != "all":
         view = view[view[col] == val]
 view = view.assign(created=[dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") for t in view["created"]])
-st.dataframe(view, hide_index=True, use_container_width=True,
+st.dataframe(view, hide_index=True, width="stretch",
              column_config={"key": st.column_config.TextColumn("key", width="small")})
 st.download_button("Download table (CSV)", view.to_csv(index=False), "prunescope_runs.csv", "text/csv",
                    key="dl_csv")
@@ -37,13 +37,13 @@ labels = {k: f"{r.method} {r.pattern} {r.sparsity:.0%} · {r.task} · {r.model} 
           zip(view["key"], view.itertuples())}
 key = st.selectbox("Run", list(labels), format_func=labels.get, key="pick_run")
 c1, c2, c3 = st.columns(3)
-if c1.button("Open in Prune views", key="open", use_container_width=True):
+if c1.button("Open in Prune views", key="open", width="stretch"):
     open_run(key)
     st.switch_page("prune_page.py")
 run = load_run(key)
 c2.download_button("Download run (JSON)", json.dumps(run, indent=1), f"prunescope_{key}.json", "application/json",
-                   key="dl_json", use_container_width=True)
-if c3.button("Delete run", key="delete", use_container_width=True):
+                   key="dl_json", width="stretch")
+if c3.button("Delete run", key="delete", width="stretch"):
     st.session_state["confirm_delete"] = key
 if st.session_state.get("confirm_delete") == key:
     st.warning(f"Delete run {key} and its masks? This cannot be undone.")

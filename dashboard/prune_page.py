@@ -48,8 +48,8 @@ def sidebar() -> tuple[ExperimentConfig | None, bool, bool]:
             options["percdamp"] = float(st.number_input("Dampening (× mean diag H)", 0.0, 0.99, 0.01,
                                                         format="%.3f", key="percdamp"))
         c1, c2 = st.columns(2)
-        go = c1.button("Prune", type="primary", use_container_width=True)
-        again = c2.button("Recompute", use_container_width=True, help="prune again even if this run is stored")
+        go = c1.button("Prune", type="primary", width="stretch")
+        again = c2.button("Recompute", width="stretch", help="prune again even if this run is stored")
     if not (go or again):
         return None, False, False
     try:
@@ -144,7 +144,7 @@ def show(res: dict) -> None:
                                           "cumulative_error", "seconds"]]
     table["kind"] = table["kind"].map(KIND_LABELS)
     with st.expander("Per-module table"):
-        st.dataframe(table, hide_index=True, use_container_width=True)
+        st.dataframe(table, hide_index=True, width="stretch")
 
 
 cfg, go, again = sidebar()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 from pruning_core.errors import PrunescopeError
@@ -73,8 +72,8 @@ class ExperimentConfig:
         pat = masks.parse_pattern(self.pattern)
         masks.check_sparsity(self.sparsity, pat)
         methods.get(self.method).options(self.options_dict())
-        if self.task not in data.SHIPPED and self.task not in data.HUB and not Path(self.task).expanduser().exists():
-            data.load(self.task)  # raises the right message
+        if self.task not in data.SHIPPED and self.task not in data.HUB:
+            data.load(self.task)  # a local file or folder: missing, unreadable or without text,label fails here
         for name, lo in (("calib_size", 1), ("seq_len", 4), ("seed", 0)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < lo:
                 raise PrunescopeError(f"{name} must be an integer >= {lo}; got {getattr(self, name)}")

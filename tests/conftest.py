@@ -14,6 +14,12 @@ os.environ["PRUNESCOPE_DB"] = os.path.join(tempfile.mkdtemp(prefix="prunescope-t
 
 import pytest
 import torch
+import transformers
+
+# transformers' own handler keeps the stderr of the first test that logged, which pytest closes
+# afterwards; let its records go to the root logger (captured by pytest) instead.
+transformers.logging.disable_default_handler()
+transformers.logging.enable_propagation()
 
 from pruning_core import calibration
 from pruning_core.paths import minilm_dir

@@ -44,7 +44,7 @@ def test_nm_with_indivisible_dimension(tmp_path, tokenizer, capsys):
                  "--calib-size", "2", "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("prunescope: error:") and "divisible by 4" in err[-1]
-    assert not any("Traceback" in line for line in err)
+    assert not any("Traceback" in line for line in err), "\n".join(err)
 
 
 def test_process_exit_code_and_no_traceback():
