@@ -10,10 +10,14 @@ from pruning_core.sweep import import_demo
 
 @st.cache_resource
 def get_store() -> Store:
-    """The results store; on first use it receives the shipped demo sweeps it does not have yet."""
-    store = Store()
-    import_demo(store)
-    return store
+    """The results store (one per server process)."""
+    return Store()
+
+
+@st.cache_resource
+def demo_imported() -> int:
+    """Copy the shipped demo sweeps into the store once per server (pages that list runs call this)."""
+    return import_demo(get_store())
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

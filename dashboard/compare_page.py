@@ -5,13 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts
-from dashboard.common import get_store, load_run
+from dashboard.common import demo_imported, get_store, load_run
 from pruning_core import PrunescopeError, data, methods
 from pruning_core.masks import PATTERNS
 from pruning_core.sweep import SPARSITIES, grid, run_grid
 
 st.title("📈 Compare methods")
 store = get_store()
+demo_imported()
 with st.sidebar:
     st.header("Grid")
     task = st.selectbox("Task", list(data.SHIPPED), key="cmp_task", help="shipped tasks (each has a default model)")

@@ -7,10 +7,11 @@ import json
 
 import streamlit as st
 
-from dashboard.common import get_store, load_mask, load_run, open_run
+from dashboard.common import demo_imported, get_store, load_mask, load_run, open_run
 
 st.title("🗂️ Experiments")
 store = get_store()
+demo_imported()
 runs = store.runs()
 st.caption(f"{len(runs)} stored runs in `{store.path}`")
 if runs.empty:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from dashboard import charts
+st.title("✂️ Prune a model")  # painted before the heavy imports below (torch, transformers) finish
+
+import pandas as pd  # noqa: E402
+
+from dashboard import charts  # noqa: E402
 from dashboard.common import get_store, load_mask, load_run, open_run
 from pruning_core import PrunescopeError, data, methods
 from pruning_core.arch import KIND_LABELS, arch_of
@@ -14,8 +17,6 @@ from pruning_core.engine import BlockRecord, LayerRecord
 from pruning_core.experiment import load_dense, run_experiment
 from pruning_core.masks import PATTERNS, parse_pattern
 from pruning_core.models import resolve_device
-
-st.title("✂️ Prune a model")
 
 
 def sidebar() -> tuple[ExperimentConfig | None, bool, bool]:
