@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="prunescope", page_icon="✂️", layout="wide")
+st.set_page_config(page_title="prunescope", page_icon=":material/content_cut:", layout="wide")
 
-pages = [st.Page("prune_page.py", title="Prune", icon="✂️", default=True),
-         st.Page("compare_page.py", title="Compare", icon="📈"),
-         st.Page("experiments_page.py", title="Experiments", icon="🗂️"),
-         st.Page("learn_page.py", title="Learn", icon="🎓")]
+pages = [st.Page("prune_page.py", title="Prune", icon=":material/content_cut:", default=True),
+         st.Page("compare_page.py", title="Compare", icon=":material/show_chart:"),
+         st.Page("experiments_page.py", title="Experiments", icon=":material/table_view:"),
+         st.Page("learn_page.py", title="Learn", icon=":material/school:")]
 st.navigation(pages).run()

@@ -10,7 +10,7 @@ from pruning_core import PrunescopeError, data, methods
 from pruning_core.masks import PATTERNS
 from pruning_core.sweep import SPARSITIES, grid, run_grid
 
-st.title("📈 Compare methods")
+st.title("Compare methods")
 store = get_store()
 demo_imported()
 with st.sidebar:

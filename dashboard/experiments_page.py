@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard.common import demo_imported, get_store, load_mask, load_run, open_run
 
-st.title("🗂️ Experiments")
+st.title("Experiments")
 store = get_store()
 demo_imported()
 runs = store.runs()

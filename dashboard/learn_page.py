@@ -34,7 +34,7 @@ def toy_depth(sparsity: float, seed: int = SEED) -> dict[str, list[float]]:
     return {m: toy.depth_accumulation(sparsity=sparsity, method=m, seed=seed) for m in toy.TOY_METHODS}
 
 
-st.title("🎓 Learn: what pruning does")
+st.title("Learn: what pruning does")
 st.markdown(
     "Pruning sets most of a model's weights to zero and hopes the model barely notices. The methods "
     "differ in **which** weights they remove and in whether they **repair** the ones they keep. "

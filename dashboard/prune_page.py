@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.title("✂️ Prune a model")  # painted before the heavy imports below (torch, transformers) finish
+st.title("Prune a model")  # painted before the heavy imports below (torch, transformers) finish
 
 import pandas as pd  # noqa: E402
 
