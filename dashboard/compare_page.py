@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts
-from dashboard.common import demo_imported, get_store, load_run
+from dashboard.common import demo_imported, get_store, load_mask, load_run
 from pruning_core import PrunescopeError, data, methods
 from pruning_core.masks import PATTERNS
 from pruning_core.sweep import SPARSITIES, grid, run_grid
@@ -29,25 +29,24 @@ try:
 except PrunescopeError as exc:
     st.error(str(exc))
     st.stop()
-stored = [c for c in configs if store.has(c.key())]
-missing = [c for c in configs if c not in stored]
-st.caption(f"{len(configs)} runs in the grid: {len(stored)} stored, {len(missing)} to compute")
-if missing and st.button(f"Compute the {len(missing)} missing runs", type="primary", key="cmp_run"):
-    recompute = False
+missing = [c for c in configs if not store.has(c.key())]
+st.caption(f"{len(configs)} runs in the grid: {len(configs) - len(missing)} stored, {len(missing)} to compute")
+todo = configs if recompute else (missing if missing and st.button(
+    f"Compute the {len(missing)} missing runs", type="primary", key="cmp_run") else [])
+if todo:
     bar = st.progress(0.0)
     try:
-        run_grid(missing, store, on_progress=lambda i, n, c, _: bar.progress(
+        run_grid(todo, store, recompute=recompute, on_progress=lambda i, n, c, _: bar.progress(
             i / n, f"{i}/{n}: {c.method} {c.pattern} {c.sparsity:g}"))
+        load_run.clear()
+        load_mask.clear()
+        st.rerun()
     except PrunescopeError as exc:
         st.error(str(exc))
+    except Exception as exc:  # never a traceback in a demo
+        st.error(f"Computing the grid failed ({type(exc).__name__}): {exc}")
     load_run.clear()
-    st.rerun()
-if recompute:
-    bar = st.progress(0.0)
-    run_grid(configs, store, recompute=True,
-             on_progress=lambda i, n, c, _: bar.progress(i / n, f"{i}/{n}: {c.method} {c.pattern} {c.sparsity:g}"))
-    load_run.clear()
-    st.rerun()
+    load_mask.clear()
 
 results = [load_run(c.key()) for c in configs if store.has(c.key())]
 if not results:

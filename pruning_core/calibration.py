@@ -46,7 +46,7 @@ def build(tokenizer, texts: Sequence[str], seq_len: int = 64, batch_size: int = 
     """Tokenise `texts` truncated to `seq_len` tokens, sorted by length into micro-batches."""
     if seq_len < 4:
         raise PrunescopeError(f"sequence length must be at least 4 tokens; got {seq_len}")
-    enc = tokenizer(list(texts), truncation=True, max_length=seq_len)["input_ids"]
+    enc = tokenizer(list(texts), truncation=True, max_length=min(seq_len, tokenizer.model_max_length))["input_ids"]
     order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
     batches = []
     for s in range(0, len(order), batch_size):
@@ -57,9 +57,12 @@ def build(tokenizer, texts: Sequence[str], seq_len: int = 64, batch_size: int = 
 
 
 def from_task(tokenizer, task: str, n: int = 128, seq_len: int = 64, seed: int = 0) -> CalibrationSet:
-    """Calibration from the task's training split (its only split where it has no training split)."""
+    """Calibration from the task's training split. An evaluation-only shipped task (imdb_sample) borrows
+    the training split of the task its default model was trained on, so calibration never sees the
+    evaluation texts."""
     from pruning_core import data
 
     info = data.task_info(task)
-    split = "train" if info is None or "train" in info.splits else info.splits[0]
-    return build(tokenizer, sample_texts(data.load(task, split).texts, n, seed), seq_len)
+    if info is not None and "train" not in info.splits:
+        task = info.default_model_task
+    return build(tokenizer, sample_texts(data.load(task, "train").texts, n, seed), seq_len)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -122,8 +123,9 @@ def cmd_prune(args) -> int:
         model=args.model, task=args.task, method=args.method, sparsity=sparsity, pattern=args.pattern,
         calib_size=args.calib_size, seq_len=args.seq_len, seed=args.seed, eval_size=args.eval_size,
         options=_option_pairs(args.option), device=args.device)
-    if args.json is not None and args.json.is_dir():
-        raise PrunescopeError(f"--json {args.json} is a folder; give a file path")
+    if args.json is not None and (args.json.is_dir() or (args.json.parent.exists()
+                                                          and not os.access(args.json.parent, os.W_OK))):
+        raise PrunescopeError(f"--json {args.json} is not a writable file path")
     con = Console(stderr=True)
 
     def on_record(r):
@@ -162,14 +164,14 @@ def cmd_prune(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from pruning_core.evaluate import evaluate
-    from pruning_core.experiment import check_labels, eval_max_length, eval_split, load_dense
+    from pruning_core.config import ExperimentConfig
+    from pruning_core.experiment import dense_outputs
     from pruning_core.models import resolve_device
 
-    net, tok = load_dense(args.model, args.task, str(resolve_device(args.device)))
-    split = eval_split(args.task, args.eval_size, args.seed)
-    check_labels(net, split)
-    ev, _ = evaluate(net, tok, split.texts, split.labels, eval_max_length(args.task))
+    # the same validation as a prune (task, model, eval size, seed), then the cached dense evaluation
+    cfg = ExperimentConfig.create(model=args.model, task=args.task, method="magnitude", sparsity=0.0,
+                                  seed=args.seed, eval_size=args.eval_size, device=args.device)
+    ev, _, _ = dense_outputs(cfg.model, cfg.task, cfg.eval_size, cfg.seed, str(resolve_device(cfg.device)))
     print(json.dumps({"model": args.model, "task": args.task, "split": "test", "examples": ev.n,
                       "accuracy": ev.accuracy}))
     return 0
@@ -202,6 +204,12 @@ def cmd_finetune(args) -> int:
 
     from pruning_core.finetune import DEFAULTS, finetune
 
+    if args.epochs is not None and args.epochs < 1:
+        raise PrunescopeError(f"--epochs must be at least 1; got {args.epochs}")
+    if args.lr is not None and not 0 < args.lr < 1:
+        raise PrunescopeError(f"--lr must be in (0, 1); got {args.lr}")
+    if args.seed is not None and args.seed < 0:
+        raise PrunescopeError(f"--seed must be >= 0; got {args.seed}")
     cfg = DEFAULTS[args.task]
     cfg = replace(cfg, **{k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed))
                           if v is not None})

@@ -71,7 +71,8 @@ class ExperimentConfig:
 
         pat = masks.parse_pattern(self.pattern)
         masks.check_sparsity(self.sparsity, pat)
-        methods.get(self.method).options(self.options_dict())
+        method = methods.get(self.method)
+        method.check_pattern(pat, method.options(self.options_dict()))
         if self.task not in data.SHIPPED and self.task not in data.HUB:
             data.load(self.task)  # a local file or folder: missing, unreadable or without text,label fails here
         for name, lo in (("calib_size", 1), ("seq_len", 4), ("seed", 0)):

@@ -13,7 +13,7 @@ module and a `BlockRecord` per block as it goes, and returns a `PruneResult` (se
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Generator, Iterator
 
@@ -123,6 +123,7 @@ def prune(model: nn.Module, calib: CalibrationSet, method: str, sparsity: float,
     pat = masks_mod.parse_pattern(pattern)
     masks_mod.check_sparsity(sparsity, pat)
     opts = meth.options(options)
+    meth.check_pattern(pat, opts)
     for i, block in enumerate(arch.blocks(model)):
         for kind, lin in arch.block_linears(block).items():
             masks_mod.check_divisible(tuple(lin.weight.shape), pat, arch.linear_name(i, kind))
@@ -173,7 +174,7 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts):
 
             # 1. dense shadow (and, at block 0 where inputs agree, the statistics)
             t = time.perf_counter()
-            with _hooks(lin, keep_dense), (_hooks(firsts, add_stats) if pruned_h is dense_h else _nullctx()):
+            with _hooks(lin, keep_dense), (_hooks(firsts, add_stats) if pruned_h is dense_h else nullcontext()):
                 dense_next = []
                 for b, h in enumerate(dense_h):
                     cur["b"] = b
@@ -243,7 +244,3 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts):
         peak_memory_mb=mem.peak_mb, peak_total_mb=mem.peak_total_mb, device=str(device), calib_examples=calib.n_examples,
         calib_tokens=calib.real_tokens, timings=timings)
 
-
-@contextmanager
-def _nullctx():
-    yield

@@ -61,9 +61,15 @@ class Store:
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con, con:
-            con.executescript(SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(self._connect()) as con, con:
+                con.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            from pruning_core.errors import PrunescopeError
+
+            raise PrunescopeError(f"cannot open the results store {self.path} ({exc}); set PRUNESCOPE_DB "
+                                  "to a writable file path") from None
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=30)

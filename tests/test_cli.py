@@ -22,6 +22,13 @@ BAD = [
     (["prune", "--method", "wanda", "--option", "scope=global"], "no option"),
     (["prune", "--calib-size", "0"], "calib_size must be"),
     (["frobnicate"], "invalid choice"),
+    (["prune", "--pattern", "2:4", "--option", "blocksize=6"], "multiple of 4"),
+    (["prune", "--option", "percdamp=0"], "0 < percdamp"),
+    (["prune", "--option", "blocksize=abc"], "must be a int"),
+    (["prune", "--method", "magnitude", "--pattern", "2:4", "--option", "scope=global"], "unstructured pattern only"),
+    (["eval", "--eval-size", "-5"], "eval_size must be"),
+    (["eval", "--task", "typo"], "unknown task 'typo'"),
+    (["finetune", "--task", "rotten_tomatoes", "--epochs", "0"], "--epochs must be"),
     (["eval", "--task", "glue/sst2"], "no shipped default model"),
 ]
 

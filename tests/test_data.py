@@ -124,3 +124,8 @@ def test_calibration_is_seeded(tokenizer):
     assert cal.n_examples == 16 and all(ids.shape[1] <= 16 for ids, _ in cal.batches)
     with pytest.raises(PrunescopeError, match="exceeds"):
         calibration.sample_texts(texts[:3], 5, 0)
+
+
+def test_eval_only_task_calibrates_elsewhere(tokenizer):
+    cal = calibration.from_task(tokenizer, "imdb_sample", 16, 32, 0)
+    assert not set(cal.texts) & set(data.load("imdb_sample").texts)

@@ -128,3 +128,13 @@ def test_method_options_are_checked():
         methods.get("magnitude").options({"scope": "planet"})
     with pytest.raises(PrunescopeError, match="unknown method"):
         methods.get("obs")
+
+
+def test_sparsegpt_leaves_the_callers_gram_untouched():
+    w, x = _problem(4, 8, 32)
+    x[:, 1] = 0
+    gram = (x.T @ x).float()
+    before = gram.clone()
+    m = methods.get("sparsegpt")
+    m.prune_group({"q": w.float()}, gram, 0.5, masks.Pattern(), m.options({}), None)
+    assert torch.equal(gram, before)  # the engine computes local error from this same matrix

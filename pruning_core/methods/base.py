@@ -36,11 +36,22 @@ class Method:
             known = ", ".join(fields) or "none"
             raise PrunescopeError(f"method '{self.name}' has no option(s) {', '.join(sorted(unknown))}; "
                                   f"its options: {known}")
+        for name, value in values.items():
+            want = type(fields[name].default)
+            ok = isinstance(value, want) and not isinstance(value, bool) if want is not bool else isinstance(value, bool)
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                value, ok = float(value), True
+            if not ok:
+                raise PrunescopeError(f"option {name} of '{self.name}' must be a {want.__name__}; got {value!r}")
+            values[name] = value
         opts = self.Options(**values)
         check = getattr(opts, "check", None)
         if check:
             check()
         return opts
+
+    def check_pattern(self, pattern: Pattern, options) -> None:
+        """Raise PrunescopeError when these options cannot produce `pattern` (checked before any work)."""
 
     def prepare(self, weights: list[torch.Tensor], sparsity: float, pattern: Pattern, options) -> Any:
         return None

@@ -31,11 +31,13 @@ class Magnitude(Method):
     paper = "Han et al. 2015, Learning both Weights and Connections for Efficient Neural Networks"
     Options = MagnitudeOptions
 
+    def check_pattern(self, pattern, options) -> None:
+        if pattern.is_nm and options.scope == "global":
+            raise PrunescopeError("global magnitude applies to the unstructured pattern only")
+
     def prepare(self, weights, sparsity, pattern, options):
         if options.scope != "global":
             return None
-        if pattern.is_nm:
-            raise PrunescopeError("global magnitude applies to the unstructured pattern only")
         flat = torch.cat([w.abs().flatten().float().cpu() for w in weights])
         k = int(flat.numel() * sparsity)
         return float(torch.kthvalue(flat, k).values) if k > 0 else -1.0

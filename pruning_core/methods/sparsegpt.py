@@ -30,19 +30,23 @@ class SparseGPTOptions:
     percdamp: float = 0.01
 
     def check(self) -> None:
-        if self.blocksize < 1 or not 0 <= self.percdamp < 1:
-            raise PrunescopeError("sparsegpt needs blocksize >= 1 and 0 <= percdamp < 1")
+        if self.blocksize < 1 or not 0 < self.percdamp < 1:
+            raise PrunescopeError("sparsegpt needs blocksize >= 1 and 0 < percdamp < 1")
 
 
 def inverse_hessian_factor(gram: torch.Tensor, percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Upper Cholesky factor of (H + damp I)^-1, and the mask of dead inputs (H_jj = 0)."""
-    h = gram.clone() if gram.dtype == torch.float64 else gram.float()
+    h = gram.to(torch.float64 if gram.dtype == torch.float64 else torch.float32, copy=True)  # never the caller's
     dead = h.diagonal() == 0
     h[dead, dead] = 1
     damp = percdamp * h.diagonal().mean()
     h.diagonal().add_(damp)
-    inv = torch.cholesky_inverse(torch.linalg.cholesky(h))
-    return torch.linalg.cholesky(inv, upper=True), dead
+    try:
+        inv = torch.cholesky_inverse(torch.linalg.cholesky(h))
+        return torch.linalg.cholesky(inv, upper=True), dead
+    except torch.linalg.LinAlgError:
+        raise PrunescopeError("sparsegpt: the calibration Hessian is not positive definite; raise percdamp "
+                              "or the calibration size") from None
 
 
 def sparsegpt_solve(weight: torch.Tensor, hinv: torch.Tensor, sparsity: float, pattern: Pattern,
@@ -92,6 +96,11 @@ class SparseGPT(Method):
     name = "sparsegpt"
     paper = "Frantar & Alistarh 2023, SparseGPT: Massive Language Models Can Be Accurately Pruned in One-Shot"
     Options = SparseGPTOptions
+
+    def check_pattern(self, pattern, options) -> None:
+        if pattern.is_nm and options.blocksize % pattern.m:
+            raise PrunescopeError(f"sparsegpt blocksize {options.blocksize} must be a multiple of {pattern.m} "
+                                  f"for pattern {pattern}")
 
     def prune_group(self, weights, gram, sparsity, pattern, options, context):
         hinv, dead = inverse_hessian_factor(gram, options.percdamp)
