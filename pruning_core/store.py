@@ -102,9 +102,13 @@ class Store:
 
     def masks(self, key: str, names: list[str] | None = None) -> dict[str, torch.Tensor]:
         q = "SELECT name, rows, cols, bits FROM masks WHERE key = ?"
+        params: list = [key]
+        if names is not None:
+            q += f" AND name IN ({','.join('?' * len(names))})"
+            params += list(names)
         with closing(self._connect()) as con:
-            rows = con.execute(q, (key,)).fetchall()
-        return {n: unpack_mask(b, r, c) for n, r, c, b in rows if names is None or n in names}
+            rows = con.execute(q, params).fetchall()
+        return {n: unpack_mask(b, r, c) for n, r, c, b in rows}
 
     def runs(self, **filters) -> pd.DataFrame:
         """Summary table of stored runs, newest first; filters: model=, task=, method=, pattern=."""

@@ -28,6 +28,7 @@ def test_save_load_filter_delete(tmp_path):
     assert store.has("k1") and not store.has("nope")
     assert store.load("k1")["layers"][0]["local_error"] == 0.1
     assert torch.equal(store.masks("k1")["layer.q"], masks["layer.q"])
+    assert store.masks("k1", ["layer.q"]).keys() == {"layer.q"} and store.masks("k1", ["other"]) == {}
     assert list(store.runs(method="sparsegpt")["key"]) == ["k2"] and len(store.runs()) == 2
     assert store.delete("k1") and store.masks("k1") == {} and not store.has("k1")
     with store._connect() as con:
