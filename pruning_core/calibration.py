@@ -42,18 +42,28 @@ def sample_texts(texts: Sequence[str], n: int, seed: int) -> list[str]:
     return [texts[i] for i in sorted(idx)]
 
 
+def length_sorted_batches(tokenizer, texts: Sequence[str], max_length: int,
+                          batch_size: int) -> list[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """Tokenise (truncated to `max_length`), sort by length, pad each batch to its own longest text.
+    Returns (positions in `texts`, input_ids, bool attention mask) per batch: little compute on pads."""
+    limit = min(max_length, tokenizer.model_max_length)
+    enc = tokenizer(list(texts), truncation=True, max_length=limit)["input_ids"]
+    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
+    out = []
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        b = tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
+        out.append((idx, b["input_ids"], b["attention_mask"].bool()))
+    return out
+
+
 def build(tokenizer, texts: Sequence[str], seq_len: int = 64, batch_size: int = 32) -> CalibrationSet:
     """Tokenise `texts` truncated to `seq_len` tokens, sorted by length into micro-batches."""
     if seq_len < 4:
         raise PrunescopeError(f"sequence length must be at least 4 tokens; got {seq_len}")
-    enc = tokenizer(list(texts), truncation=True, max_length=min(seq_len, tokenizer.model_max_length))["input_ids"]
-    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
-    batches = []
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        b = tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
-        batches.append((b["input_ids"], b["attention_mask"].bool()))
-    return CalibrationSet(batches, seq_len, tuple(texts[i] for i in order))
+    parts = length_sorted_batches(tokenizer, texts, seq_len, batch_size)
+    order = [i for idx, _, _ in parts for i in idx]
+    return CalibrationSet([(ids, mask) for _, ids, mask in parts], seq_len, tuple(texts[i] for i in order))
 
 
 def from_task(tokenizer, task: str, n: int = 128, seq_len: int = 64, seed: int = 0) -> CalibrationSet:

@@ -13,6 +13,7 @@ import torch
 
 from pruning_core import metrics
 from pruning_core.arch import arch_of
+from pruning_core.calibration import length_sorted_batches
 
 
 @torch.no_grad()
@@ -23,15 +24,11 @@ def predict(model, tokenizer, texts: Sequence[str], max_length: int = 128, devic
     Texts are sorted by length and padded per batch, so little compute is spent on pads.
     """
     device = device or next(model.parameters()).device
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
     arch = arch_of(model)
-    logits = [None] * len(enc)
-    pooled = [None] * len(enc)
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        batch = tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
-        out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+    logits = [None] * len(texts)
+    pooled = [None] * len(texts)
+    for idx, ids, mask in length_sorted_batches(tokenizer, texts, max_length, batch_size):
+        out = model(input_ids=ids.to(device), attention_mask=mask.long().to(device),
                     output_hidden_states=with_pooled)
         p = arch.pooled(model, out.hidden_states[-1]) if with_pooled else None
         for j, i in enumerate(idx):
