@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from pruning_core.errors import PrunescopeError
@@ -96,8 +97,20 @@ class ExperimentConfig:
         return cls(**kw)
 
     def key(self) -> str:
-        """Stable hash of the fields that determine the result."""
+        """Stable hash of the fields that determine the result, and of the content of the local model
+        and task files they name (so a re-trained model or an edited CSV gets a new key)."""
+        from pruning_core import fingerprint, models
+
         d = {k: v for k, v in self.to_dict().items() if k not in self.KEY_EXCLUDES}
+        try:
+            model_path = Path(models.resolve(self.model, self.task)).expanduser()
+        except PrunescopeError:
+            model_path = Path(self.model).expanduser()
+        from pruning_core.data import HUB, SHIPPED
+
+        local_task = self.task not in SHIPPED and self.task not in HUB
+        d["files"] = [fingerprint.of_path(model_path),
+                      fingerprint.of_path(Path(self.task).expanduser()) if local_task else ""]
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def with_(self, **kw) -> "ExperimentConfig":

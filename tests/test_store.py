@@ -57,3 +57,27 @@ def test_crash_mid_save_leaves_no_half_row_and_keeps_the_old_one(tmp_path):
 def test_path_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("PRUNESCOPE_DB", str(tmp_path / "x" / "db.sqlite"))
     assert Store().path == tmp_path / "x" / "db.sqlite"
+
+
+def test_key_follows_file_content(tmp_path, tokenizer):
+    """A re-trained model or an edited task file gets a new key: stored results are never stale."""
+    import torch
+
+    from conftest import tiny_model
+    from pruning_core.config import ExperimentConfig
+
+    model = tiny_model("bert")
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    csv = tmp_path / "t.csv"
+    csv.write_text("text,label\ngood,1\nbad,0\n")
+    cfg = ExperimentConfig.create(model=str(tmp_path / "m"), task=str(csv), method="wanda", calib_size=2)
+    k1 = cfg.key()
+    assert cfg.key() == k1
+    with torch.no_grad():
+        model.classifier.weight.add_(1.0)
+    model.save_pretrained(tmp_path / "m")
+    k2 = cfg.key()
+    assert k2 != k1
+    csv.write_text("text,label\ngood,1\nawful,0\n")
+    assert cfg.key() != k2
