@@ -107,7 +107,10 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     dense_net, tok = load_dense(cfg.model, cfg.task, device)
     split = eval_split(cfg.task, cfg.eval_size, cfg.seed)
     stage(f"evaluating the dense model on {len(split)} examples")
+    hits = dense_outputs.cache_info().hits
     dense_eval, dense_out, eval_seconds = dense_outputs(cfg.model, cfg.task, cfg.eval_size, cfg.seed, device)
+    if dense_outputs.cache_info().hits > hits:  # reused: this run spent no time on the dense evaluation
+        eval_seconds = 0.0
     max_len = eval_max_length(cfg.task)
     calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
     net = copy.deepcopy(dense_net)
