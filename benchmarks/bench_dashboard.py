@@ -30,11 +30,14 @@ def first_paint(db: str) -> tuple[float, float]:
                             env=dict(os.environ, PRUNESCOPE_DB=db), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
+        deadline = time.perf_counter() + 120
         while True:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
                 break
             except OSError:
+                if time.perf_counter() > deadline or proc.poll() is not None:
+                    raise RuntimeError("streamlit did not start within 120 s") from None
                 time.sleep(0.05)
         healthy = time.perf_counter() - t0
         with sync_playwright() as p:

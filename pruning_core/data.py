@@ -106,6 +106,7 @@ def load(task: str, split: str = "test") -> TaskData:
 
 # ----------------------------------------------------------------------------- shipped tasks
 
+@lru_cache(maxsize=None)
 def _split_ids(task: str) -> dict:
     path = ASSETS_DIR / "splits" / f"{task}.json"
     if not path.exists():

@@ -150,6 +150,7 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts):
     linears = [arch.block_linears(b) for b in blocks]
     timings = {"forward": 0.0, "method": 0.0}  # forward includes the statistics hooks
     records, block_records, keep_masks = [], [], {}
+    pruned_zeros = pruned_total = 0
     with PeakMemory(device) as mem:
         t_start = time.perf_counter()
         context = meth.prepare([m.weight for lin in linears for m in lin.values()], sparsity, pat, opts)
@@ -225,6 +226,7 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts):
                                   cum[k].value, spent[k])
                 records.append(rec)
                 yield rec
+            pruned_zeros, pruned_total = pruned_zeros + zeros, pruned_total + total
             brec = BlockRecord(i, zeros / total, block_err.value, time.perf_counter() - t_block)
             block_records.append(brec)
             yield brec
@@ -234,8 +236,6 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts):
         cls = metrics.relative_error(torch.cat([arch.pooled(model, h) for h in dense_h]),
                                      torch.cat([arch.pooled(model, h) for h in pruned_h]))
         seconds = time.perf_counter() - t_start
-    pruned_zeros = sum(int((m.weight == 0).sum()) for lin in linears for m in lin.values())
-    pruned_total = sum(m.weight.numel() for lin in linears for m in lin.values())
     enc = [p for b in blocks for p in b.parameters()]
     return PruneResult(
         method=meth.name, sparsity=sparsity, pattern=str(pat), layers=records, blocks=block_records,

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pruning_core import data
+from pruning_core import data, metrics
 from pruning_core.errors import PrunescopeError
 from pruning_core.evaluate import predict
 from pruning_core.models import MODELS_DIR, resolve_device
@@ -123,7 +123,7 @@ def finetune(cfg: FinetuneConfig, out: Path | None = None, device: str = "auto",
 
 def _accuracy(model, tok, split: data.TaskData, max_len: int, dev) -> float:
     logits = predict(model, tok, split.texts, max_length=max_len, device=dev)
-    return float((logits.argmax(-1) == torch.tensor(split.labels)).double().mean())
+    return metrics.accuracy(logits, torch.tensor(split.labels))
 
 
 def save(model, tok, out: Path, report: dict) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from pruning_core.errors import PrunescopeError
 from pruning_core.paths import ASSETS_DIR
@@ -95,10 +94,3 @@ def load(model: str, task: str, device: str | torch.device = "cpu"):
     net.eval()
     return net.to(resolve_device(device) if isinstance(device, str) else device), tok
 
-
-def num_linear_weights(model: nn.Module) -> int:
-    """Number of weights in the encoder's prunable linear layers."""
-    from pruning_core.arch import arch_of
-
-    arch = arch_of(model)
-    return sum(m.weight.numel() for b in arch.blocks(model) for m in arch.block_linears(b).values())
