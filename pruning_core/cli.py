@@ -71,6 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", type=Path, default=None)
     ft.add_argument("--device", default="auto")
 
+    at = sub.add_parser("attack", help="attack a dense or pruned model with a TextAttack recipe (robustness)")
+    common(at)
+    at.add_argument("--recipe", default="deepwordbug", help="an attack recipe (see --list)")
+    at.add_argument("--n", type=int, default=100, help="test examples to attack (a seeded sample)")
+    at.add_argument("--query-budget", type=int, default=None, help="model queries per example (default: no limit)")
+    at.add_argument("--method", default="magnitude", help="pruning method of the attacked model")
+    at.add_argument("--sparsity", type=float, default=0.0, help="0 (default) attacks the dense model")
+    at.add_argument("--pattern", default="unstructured")
+    at.add_argument("--calib-size", type=int, default=128)
+    at.add_argument("--seq-len", type=int, default=64)
+    at.add_argument("--option", action="append", metavar="KEY=VALUE", help="a pruning method knob")
+    at.add_argument("--run", default=None, metavar="KEY", help="attack the pruned model of a stored run")
+    at.add_argument("--json", type=Path, default=None, help="write the summary and every example as JSON here")
+    at.add_argument("--recompute", action="store_true", help="attack again even if the store has this attack")
+    at.add_argument("--list", action="store_true", help="list the recipes and whether each can run here")
+
+    sub.add_parser("setup-attacks", help="write the offline attack resources (stop words, WordNet copy)")
+
     sp = sub.add_parser("make-splits", help="write the fixed task splits to assets/splits (run once)")
     sp.add_argument("--sst2-dev", type=Path, required=True, help="GLUE SST-2 validation TSV (sentence, label)")
     return p
@@ -81,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"prune": cmd_prune, "eval": cmd_eval, "list": cmd_list, "finetune": cmd_finetune,
-                "make-splits": cmd_make_splits}[args.command](args)
+                "make-splits": cmd_make_splits, "attack": cmd_attack, "setup-attacks": cmd_setup_attacks}[args.command](args)
     except PrunescopeError as exc:
         print(f"prunescope: error: {exc}", file=sys.stderr)
         return 2
@@ -123,9 +141,7 @@ def cmd_prune(args) -> int:
         model=args.model, task=args.task, method=args.method, sparsity=sparsity, pattern=args.pattern,
         calib_size=args.calib_size, seq_len=args.seq_len, seed=args.seed, eval_size=args.eval_size,
         options=_option_pairs(args.option), device=args.device)
-    if args.json is not None and (args.json.is_dir() or (args.json.parent.exists()
-                                                          and not os.access(args.json.parent, os.W_OK))):
-        raise PrunescopeError(f"--json {args.json} is not a writable file path")
+    _check_json_path(args.json)
     con = Console(stderr=True)
 
     def on_record(r):
@@ -157,9 +173,91 @@ def cmd_prune(args) -> int:
         f"accuracy {out['accuracy']:.4f} vs dense {out['dense_accuracy']:.4f} on {out['eval_examples']} examples | "
         f"logits KL {out['logits_kl']:.4g} | prune {out['prune_seconds']:.2f} s, peak memory "
         f"{out.get('peak_total_mb', 0):.0f} MB (+{out['peak_memory_mb']:.0f} MB while pruning) on {out['device']}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2))
+    _write_json(args.json, out)
+    return 0
+
+
+def _check_json_path(path: Path | None) -> None:
+    if path is not None and (path.is_dir() or (path.parent.exists() and not os.access(path.parent, os.W_OK))):
+        raise PrunescopeError(f"--json {path} is not a writable file path")
+
+
+def _write_json(path: Path | None, obj: dict) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj, indent=1))
+
+
+def cmd_attack(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pruning_core.config import ExperimentConfig
+    from pruning_core.robustness import RECIPES, AttackConfig, availability, recipes, run_attack
+    from pruning_core.store import Store
+
+    if args.list:
+        for name, why in availability().items():
+            r = RECIPES[name]
+            print(f"  {name:16s} {'ready' if why is None else 'unavailable'}  {r.title} ({r.paper})"
+                  + (f"\n  {'':16s} -> {why}" if why else ""))
+        return 0
+    _check_json_path(args.json)
+    store = Store()
+    if args.run:
+        stored = store.load(args.run)
+        if stored is None:
+            raise PrunescopeError(f"no stored run with key '{args.run}' in {store.path}; see `prunescope prune`")
+        run = ExperimentConfig.from_dict(stored["config"]).with_(device=args.device)
+    else:
+        run = ExperimentConfig.create(
+            model=args.model, task=args.task, method=args.method, sparsity=args.sparsity, pattern=args.pattern,
+            calib_size=args.calib_size, seq_len=args.seq_len, seed=args.seed,
+            options=_option_pairs(args.option), device=args.device)
+    cfg = AttackConfig(run, args.recipe, args.n, args.seed, args.query_budget).validate()
+    recipes.check(cfg.recipe)  # unavailable here: say why before any work
+    con = Console(stderr=True)
+    counts = {"successful": 0, "failed": 0, "skipped": 0}
+    stored = store.attack_done(cfg.key()) and not args.recompute
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[tally]}"), TimeRemainingColumn(), console=con, disable=stored) as bar:
+        task = bar.add_task(f"{cfg.recipe} on {cfg.meta()['method']} {run.sparsity:g}", total=None, tally="")
+
+        def on_example(done, total, rec):
+            counts[rec["result"]] += 1
+            bar.update(task, completed=done, total=total, tally=", ".join(f"{v} {k}" for k, v in counts.items()))
+
+        try:
+            out = run_attack(cfg, store, on_example=on_example, on_stage=lambda s: con.print(f"[dim]{s}...[/]"),
+                             recompute=args.recompute)
+        except KeyboardInterrupt:
+            done = len(store.attack_examples(cfg.key()))
+            con.print(f"stopped: {done} finished examples are stored; run the same command to resume")
+            raise
+    if out.computed == 0:
+        con.print(f"[dim]stored attack {out.key} in {store.path} (use --recompute to attack again)[/]")
+    s = out.summary
+
+    def num(v, fmt="{:.1f}", scale=1.0):
+        return "n/a" if v is None else fmt.format(scale * v)
+
+    print(f"{cfg.recipe} on {run.model} ({cfg.meta()['method']}, sparsity {run.sparsity:g}) | {s['examples']} "
+          f"{run.task} test examples | clean accuracy {num(s['clean_accuracy'], '{:.1f}%', 100)} | "
+          f"accuracy under attack {num(s['accuracy_under_attack'], '{:.1f}%', 100)} | attack success rate "
+          f"{num(s['attack_success_rate'], '{:.1f}%', 100)} | perturbed words {num(s['avg_perturbed_word_pct'], '{:.1f}%')}"
+          f" | avg queries {num(s['avg_queries'])} | {s['successful']} successful, {s['failed']} failed, "
+          f"{s['skipped']} skipped")
+    _write_json(args.json, out.to_json())
+    return 0
+
+
+def cmd_setup_attacks(args) -> int:
+    from pruning_core.robustness import availability, resources
+
+    have = resources.prepare()
+    print(f"attack resources in {resources.data_root()}: stop words yes, WordNet {'yes' if have['wordnet'] else 'no'}")
+    for name, why in availability().items():
+        print(f"  {name:16s} {'ready' if why is None else 'unavailable: ' + why}")
     return 0
 
 

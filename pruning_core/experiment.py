@@ -112,11 +112,8 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     if dense_outputs.cache_info().hits > hits:  # reused: this run spent no time on the dense evaluation
         eval_seconds = 0.0
     max_len = eval_max_length(cfg.task)
-    calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
-    net = copy.deepcopy(dense_net)
     stage(f"pruning with {cfg.method}")
-    gen = engine.prune(net, calib, cfg.method, cfg.sparsity, cfg.pattern, cfg.options_dict())
-    result = engine.run(gen, on_record)
+    net, result = prune_copy(cfg, dense_net, tok, on_record)
     hists = weight_histograms(dense_net, net)
     stage("evaluating the pruned model")
     t = time.perf_counter()
@@ -124,6 +121,14 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     eval_seconds += time.perf_counter() - t
     del net
     return ExperimentResult(cfg, dense_eval, pruned_eval, result, eval_seconds, hists)
+
+
+def prune_copy(cfg: ExperimentConfig, dense_net, tok, on_record: Callable | None = None):
+    """Prune a deep copy of `dense_net` as `cfg` says; returns (pruned model, PruneResult)."""
+    calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
+    net = copy.deepcopy(dense_net)
+    gen = engine.prune(net, calib, cfg.method, cfg.sparsity, cfg.pattern, cfg.options_dict())
+    return net, engine.run(gen, on_record)
 
 
 def weight_histograms(dense_net, pruned_net, bins: int = 40) -> dict:

@@ -35,7 +35,27 @@ CREATE TABLE IF NOT EXISTS masks (
     bits BLOB NOT NULL,             -- zlib(np.packbits(keep-mask))
     PRIMARY KEY (key, name)
 );
+CREATE TABLE IF NOT EXISTS attacks (
+    key TEXT PRIMARY KEY,           -- AttackConfig.key(): target, recipe, sample, seed, query budget
+    created REAL NOT NULL,
+    target TEXT NOT NULL,           -- the pruned run's config key, or the dense model's key
+    model TEXT NOT NULL, task TEXT NOT NULL, method TEXT NOT NULL, pattern TEXT NOT NULL,
+    sparsity REAL NOT NULL, recipe TEXT NOT NULL, n INTEGER NOT NULL, seed INTEGER NOT NULL,
+    complete INTEGER NOT NULL DEFAULT 0,
+    clean_accuracy REAL, accuracy_under_attack REAL, attack_success_rate REAL,
+    config TEXT NOT NULL,           -- AttackConfig.to_dict()
+    summary TEXT                    -- robustness.metrics.summarize() once complete
+);
+CREATE TABLE IF NOT EXISTS attack_examples (
+    key TEXT NOT NULL REFERENCES attacks(key) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,           -- position in the attack's seeded sample
+    record TEXT NOT NULL,           -- original, perturbed, label, predictions, result type, queries
+    PRIMARY KEY (key, idx)
+);
 """
+
+ATTACK_COLUMNS = ("key, created, model, task, method, pattern, sparsity, recipe, n, seed, complete, clean_accuracy, "
+                  "accuracy_under_attack, attack_success_rate")
 
 
 def default_path() -> Path:
@@ -122,3 +142,79 @@ class Store:
     def delete(self, key: str) -> bool:
         with closing(self._connect()) as con, con:
             return con.execute("DELETE FROM runs WHERE key = ?", (key,)).rowcount > 0
+
+    # ---- attacks: one row per attack, one row per attacked example (saved as each one finishes) ----
+
+    def begin_attack(self, key: str, meta: dict, config: dict) -> None:
+        """Create the attack's row if it is new (an unfinished one keeps its finished examples)."""
+        with closing(self._connect()) as con, con:
+            self._insert_attack(con, key, meta, config)
+
+    @staticmethod
+    def _insert_attack(con, key: str, meta: dict, config: dict) -> None:
+        con.execute(
+            "INSERT OR IGNORE INTO attacks (key, created, target, model, task, method, pattern, sparsity, "
+            "recipe, n, seed, config) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (key, time.time(), meta["target"], meta["model"], meta["task"], meta["method"], meta["pattern"],
+             meta["sparsity"], meta["recipe"], meta["n"], meta["seed"], json.dumps(config)))
+
+    @staticmethod
+    def _complete_attack(con, key: str, summary: dict) -> None:
+        con.execute("UPDATE attacks SET complete = 1, clean_accuracy = ?, accuracy_under_attack = ?, "
+                    "attack_success_rate = ?, summary = ? WHERE key = ?",
+                    (summary["clean_accuracy"], summary["accuracy_under_attack"],
+                     summary["attack_success_rate"], json.dumps(summary), key))
+
+    def add_attack_example(self, key: str, record: dict) -> None:
+        with closing(self._connect()) as con, con:
+            con.execute("INSERT OR REPLACE INTO attack_examples VALUES (?,?,?)",
+                        (key, int(record["idx"]), json.dumps(record)))
+
+    def attack_examples(self, key: str) -> list[dict]:
+        """The finished examples of an attack, in sample order."""
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT record FROM attack_examples WHERE key = ? ORDER BY idx", (key,)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def finish_attack(self, key: str, summary: dict) -> None:
+        with closing(self._connect()) as con, con:
+            self._complete_attack(con, key, summary)
+
+    def load_attack(self, key: str) -> dict | None:
+        """{key, target, complete, config, summary} of an attack, or None."""
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT key, target, complete, config, summary FROM attacks WHERE key = ?",
+                              (key,)).fetchone()
+        if row is None:
+            return None
+        return {"key": row[0], "target": row[1], "complete": bool(row[2]), "config": json.loads(row[3]),
+                "summary": json.loads(row[4]) if row[4] else None}
+
+    def attack_done(self, key: str) -> bool:
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT complete FROM attacks WHERE key = ?", (key,)).fetchone()
+        return bool(row and row[0])
+
+    def attacks(self, **filters) -> pd.DataFrame:
+        """Summary table of stored attacks, newest first; filters: model=, task=, method=, recipe=, complete=."""
+        where = " AND ".join(f"{k} = ?" for k in filters if filters[k] is not None)
+        params = [v for v in filters.values() if v is not None]
+        sql = f"SELECT {ATTACK_COLUMNS} FROM attacks" + (f" WHERE {where}" if where else "") + " ORDER BY created DESC"
+        with closing(self._connect()) as con:
+            return pd.read_sql_query(sql, con, params=params)
+
+    def save_attack(self, attack: dict) -> None:
+        """Insert or replace a whole attack ({key, meta, config, summary, examples}) in one transaction
+        (used to import shipped demo attacks)."""
+        key = attack["key"]
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM attacks WHERE key = ?", (key,))
+            self._insert_attack(con, key, attack["meta"], attack["config"])
+            con.executemany("INSERT INTO attack_examples VALUES (?,?,?)",
+                            [(key, int(r["idx"]), json.dumps(r)) for r in attack["examples"]])
+            if attack.get("summary"):
+                self._complete_attack(con, key, attack["summary"])
+
+    def delete_attack(self, key: str) -> bool:
+        with closing(self._connect()) as con, con:
+            return con.execute("DELETE FROM attacks WHERE key = ?", (key,)).rowcount > 0

@@ -62,10 +62,67 @@ def export_demo(results: list[dict], path: Path) -> None:
 def import_demo(store: Store, paths: Iterable[Path] | None = None) -> int:
     """Load shipped demo results into `store` where it lacks them; returns how many were added."""
     added = 0
-    for path in paths if paths is not None else sorted(DEMO_DIR.glob("*.jsonl")):
+    for path in paths if paths is not None else sorted(DEMO_DIR.glob("sweep_*.jsonl")):
         for line in Path(path).read_text().splitlines():
             res = json.loads(line)
             if not store.has(res["key"]):
                 store.save(res)
+                added += 1
+    return added
+
+
+# ---- robustness grids: methods x sparsities x recipes, attacks stored per example -----------------
+
+ROBUSTNESS_SPARSITIES = (0.0, 0.3, 0.5, 0.7, 0.9)
+
+
+def attack_grid(task: str, methods: Iterable[str], sparsities: Iterable[float] = ROBUSTNESS_SPARSITIES,
+                recipes: Iterable[str] = ("deepwordbug",), n: int = 100, seed: int = 0,
+                query_budget: int | None = None, pattern: str = "unstructured", **common) -> list:
+    """AttackConfigs for every recipe x method x sparsity; sparsity 0 is the dense model, attacked once
+    per recipe (every method shares it)."""
+    from pruning_core.robustness import AttackConfig
+
+    out, seen = [], set()
+    for recipe in recipes:
+        for m in methods:
+            for s in sparsities:
+                run = ExperimentConfig.create(task=task, method=m, pattern=pattern if s else "unstructured",
+                                              sparsity=float(s), **common)
+                cfg = AttackConfig(run, recipe, n, seed, query_budget).validate()
+                if cfg.key() not in seen:
+                    seen.add(cfg.key())
+                    out.append(cfg)
+    return out
+
+
+def run_attack_grid(configs: list, store: Store, on_progress: Callable | None = None,
+                    on_example: Callable | None = None) -> list:
+    """AttackOutcome for every config, in order: stored ones read, missing (or unfinished) ones attacked.
+    `on_progress(done, total, config)` after each attack; `on_example(done, total, record)` inside one."""
+    from pruning_core.robustness import run_attack
+
+    outs = []
+    for i, cfg in enumerate(configs):
+        outs.append(run_attack(cfg, store, on_example=on_example))
+        if on_progress:
+            on_progress(i + 1, len(configs), cfg)
+    return outs
+
+
+def export_demo_attacks(outcomes: list, path: Path) -> None:
+    """Write finished attacks (summary and every example) as JSON lines for shipping in assets/demo."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(o.to_json()) + "\n" for o in outcomes))
+
+
+def import_demo_attacks(store: Store, paths: Iterable[Path] | None = None) -> int:
+    """Load shipped demo attacks (assets/demo/robustness_*.jsonl) where the store lacks them."""
+    added = 0
+    for path in paths if paths is not None else sorted(DEMO_DIR.glob("robustness_*.jsonl")):
+        for line in Path(path).read_text().splitlines():
+            att = json.loads(line)
+            if not store.attack_done(att["key"]):
+                store.save_attack(att)
                 added += 1
     return added

@@ -10,7 +10,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # never touch the user's results store from tests
 import tempfile
 
-os.environ["PRUNESCOPE_DB"] = os.path.join(tempfile.mkdtemp(prefix="prunescope-test-"), "runs.sqlite")
+_TMP = tempfile.mkdtemp(prefix="prunescope-test-")
+os.environ["PRUNESCOPE_DB"] = os.path.join(_TMP, "runs.sqlite")
+# attack resources (stop words, WordNet copy, TextAttack cache) in a temporary folder too
+os.environ["PRUNESCOPE_NLTK_DATA"] = os.path.join(_TMP, "nltk_data")
 
 import pytest
 import torch

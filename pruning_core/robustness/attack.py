@@ -1,0 +1,255 @@
+"""Attack a (pruned) model with a named recipe on a seeded sample of a task's test split.
+
+Every attacked example is saved to the results store as soon as it finishes, so a long attack that is
+stopped (Ctrl-C, a closed browser tab, a killed process) resumes where it stopped; a finished attack is
+read back instead of recomputed. Each example is seeded from (seed, position in the sample), so a
+resumed attack gives the same results as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pruning_core import fingerprint, models
+from pruning_core.config import ExperimentConfig
+from pruning_core.errors import PrunescopeError
+from pruning_core.robustness import recipes
+from pruning_core.robustness.metrics import summarize
+
+DEFAULT_N = 100
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """What to attack (a prune config; sparsity 0 = the dense model), with which recipe, on which sample.
+
+    The key hashes the target (the pruned run's key, or the dense model's content), the recipe and its
+    version, the sample (size and seed), the query budget and the input length."""
+
+    run: ExperimentConfig
+    recipe: str = "deepwordbug"
+    n: int = DEFAULT_N
+    seed: int = 0
+    query_budget: int | None = None  # model queries per example; None = no limit
+
+    @classmethod
+    def create(cls, run: ExperimentConfig | None = None, recipe: str = "deepwordbug", n: int = DEFAULT_N,
+               seed: int = 0, query_budget: int | None = None, **run_kw) -> "AttackConfig":
+        """Build and validate; without `run`, the prune config is made from `run_kw` (sparsity 0 = dense)."""
+        if run is None:
+            run_kw.setdefault("sparsity", 0.0)
+            run_kw.setdefault("method", "magnitude")
+            run = ExperimentConfig.create(**run_kw)
+        return cls(run, recipe, n, seed, query_budget).validate()
+
+    @property
+    def dense(self) -> bool:
+        return self.run.sparsity == 0 and self.run.pattern == "unstructured"
+
+    def validate(self) -> "AttackConfig":
+        recipes.get(self.recipe)
+        if not isinstance(self.n, int) or isinstance(self.n, bool) or self.n < 1:
+            raise PrunescopeError(f"the number of examples must be a positive integer; got {self.n}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise PrunescopeError(f"seed must be an integer >= 0; got {self.seed}")
+        if self.query_budget is not None and (not isinstance(self.query_budget, int) or self.query_budget < 1):
+            raise PrunescopeError(f"query budget must be a positive integer or None; got {self.query_budget}")
+        self.run.validate()
+        return self
+
+    def target_key(self) -> str:
+        """The pruned run's config key, or for sparsity 0 a key of the dense model itself (shared by
+        every method, since none of them changes a weight at sparsity 0)."""
+        if not self.dense:
+            return self.run.key()
+        path = models.resolve(self.run.model, self.run.task)
+        d = {"model": self.run.model, "task": self.run.task, "files": fingerprint.of_path(
+            __import__("pathlib").Path(path).expanduser())}
+        return "dense-" + hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+    def key(self) -> str:
+        from pruning_core.experiment import eval_max_length
+
+        d = {"target": self.target_key(), "recipe": self.recipe, "version": recipes.get(self.recipe).version,
+             "n": self.n, "seed": self.seed, "query_budget": self.query_budget,
+             "max_length": eval_max_length(self.run.task)}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def meta(self) -> dict:
+        """The columns of the store's attacks table."""
+        return {"target": self.target_key(), "model": self.run.model, "task": self.run.task,
+                "method": "dense" if self.dense else self.run.method,
+                "pattern": "dense" if self.dense else self.run.pattern,
+                "sparsity": 0.0 if self.dense else self.run.sparsity,
+                "recipe": self.recipe, "n": self.n, "seed": self.seed}
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["run"] = self.run.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AttackConfig":
+        return cls(ExperimentConfig.from_dict(d["run"]), d["recipe"], d["n"], d["seed"], d.get("query_budget"))
+
+    def with_(self, **kw) -> "AttackConfig":
+        return replace(self, **kw)
+
+
+@dataclass
+class AttackOutcome:
+    config: AttackConfig
+    key: str
+    summary: dict
+    examples: list[dict]
+    reused: int  # examples read from the store (a finished or an interrupted earlier attack)
+    computed: int  # examples attacked by this call
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "config": self.config.to_dict(), "meta": self.config.meta(),
+                "summary": self.summary, "examples": self.examples}
+
+
+# ---------------------------------------------------------------------------------- the target model
+
+@lru_cache(maxsize=2)
+def target_model(run: ExperimentConfig, device: str):
+    """(model, tokenizer) to attack: the cached dense model, or a pruned copy rebuilt from the config
+    (pruning is deterministic; runs store masks, not the updated weights SparseGPT produces)."""
+    from pruning_core.experiment import load_dense, prune_copy
+
+    dense_net, tok = load_dense(run.model, run.task, device)
+    if run.sparsity == 0 and run.pattern == "unstructured":
+        return dense_net, tok
+    net, _ = prune_copy(run, dense_net, tok)
+    return net, tok
+
+
+def model_wrapper(net, tok, max_length: int):
+    """A TextAttack `ModelWrapper` returning logits; pads per batch to the longest text (the stock
+    HuggingFaceModelWrapper pads every query to the tokenizer's maximum length)."""
+    from pruning_core.evaluate import predict
+    from pruning_core.robustness.resources import textattack
+
+    ta = textattack()
+
+    class ClassifierWrapper(ta.models.wrappers.ModelWrapper):
+        def __init__(self, model, tokenizer, length):
+            self.model, self.tokenizer, self.max_length = model, tokenizer, length
+
+        def __call__(self, text_input_list, **kwargs):
+            texts = [t if isinstance(t, str) else " ".join(t) for t in text_input_list]
+            return predict(self.model, self.tokenizer, texts, self.max_length, batch_size=32)
+
+    return ClassifierWrapper(net, tok, max_length)
+
+
+# ---------------------------------------------------------------------------------- one example
+
+def _spans(attacked_text, indices) -> list[list[int]]:
+    out = []
+    for i in indices:
+        start = attacked_text._text_index_of_word_index(i)
+        out.append([start, start + len(attacked_text.words[i])])
+    return out
+
+
+def example_record(idx: int, result, label: int, seconds: float) -> dict:
+    """A plain-JSON record of one TextAttack result (see `metrics` for how records are summarised)."""
+    from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
+
+    orig, pert = result.original_result, result.perturbed_result
+    kind = ("skipped" if isinstance(result, SkippedAttackResult) else "successful"
+            if isinstance(result, SuccessfulAttackResult) else "failed" if isinstance(result, FailedAttackResult)
+            else None)
+    if kind is None:
+        raise PrunescopeError(f"unexpected attack result {type(result).__name__}")
+    changed = [] if kind == "skipped" else sorted(orig.attacked_text.all_words_diff(pert.attacked_text))
+    return {
+        "idx": idx, "result": kind, "label": int(label),
+        "text": orig.attacked_text.text, "perturbed": None if kind == "skipped" else pert.attacked_text.text,
+        "original_pred": int(orig.output), "original_confidence": float(orig.raw_output[orig.output]),
+        "perturbed_pred": int(pert.output), "perturbed_confidence": float(pert.raw_output[pert.output]),
+        "queries": int(result.num_queries if kind != "skipped" else 0),
+        "words": len(orig.attacked_text.words), "changed": changed,
+        "original_spans": _spans(orig.attacked_text, changed),
+        "perturbed_spans": _spans(pert.attacked_text, changed) if changed else [],
+        "seconds": round(seconds, 4),
+    }
+
+
+def _seed_example(seed: int, idx: int) -> None:
+    s = (seed * 1_000_003 + idx) % (2**32)
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+# ---------------------------------------------------------------------------------- the runner
+
+def run_attack(cfg: AttackConfig, store=None, on_example: Callable[[int, int, dict], None] | None = None,
+               on_stage: Callable[[str], None] | None = None, recompute: bool = False) -> AttackOutcome:
+    """Attack `cfg.n` seeded test examples; reads finished examples from `store` and saves each new one.
+
+    `on_example(done, total, record)` is called after every example (stored ones included);
+    `on_stage(text)` at each stage. Raises PrunescopeError for an unavailable recipe or bad config."""
+    from pruning_core.experiment import check_labels, eval_max_length, eval_split
+
+    stage = on_stage or (lambda s: None)
+    cfg.validate()
+    recipes.check(cfg.recipe)
+    key = cfg.key()
+    if store is not None and recompute:
+        store.delete_attack(key)
+    done = {r["idx"]: r for r in store.attack_examples(key)} if store is not None else {}
+    split = eval_split(cfg.run.task, cfg.n, cfg.seed)
+    total = len(split)
+    if store is not None and len(done) >= total and store.attack_done(key):
+        examples = [done[i] for i in sorted(done)]
+        return AttackOutcome(cfg, key, summarize(examples), examples, len(examples), 0)
+    if store is not None:
+        store.begin_attack(key, cfg.meta(), cfg.to_dict())
+    device = str(models.resolve_device(cfg.run.device))
+    stage("loading the dense model" if cfg.dense else f"pruning with {cfg.run.method} at {cfg.run.sparsity:g}")
+    net, tok = target_model(cfg.run, device)
+    check_labels(net, split)
+    stage(f"building the {cfg.recipe} attack")
+    attack = recipes.build(cfg.recipe, model_wrapper(net, tok, eval_max_length(cfg.run.task)), cfg.query_budget)
+    examples, reused = [], 0
+    stage(f"attacking {total} examples ({len(done)} already stored)")
+    for idx, (text, label) in enumerate(zip(split.texts, split.labels)):
+        rec = done.get(idx)
+        if rec is None:
+            _seed_example(cfg.seed, idx)
+            t = time.perf_counter()
+            result = attack.attack(text, int(label))
+            rec = example_record(idx, result, label, time.perf_counter() - t)
+            if store is not None:
+                store.add_attack_example(key, rec)
+        else:
+            reused += 1
+        examples.append(rec)
+        if on_example:
+            on_example(idx + 1, total, rec)
+    summary = summarize(examples)
+    if store is not None:
+        store.finish_attack(key, summary)
+    return AttackOutcome(cfg, key, summary, examples, reused, total - reused)
+
+
+def load_attack(store, key: str) -> AttackOutcome | None:
+    """A finished stored attack (None if absent or unfinished)."""
+    row = store.load_attack(key)
+    if row is None or not row["complete"]:
+        return None
+    examples = store.attack_examples(key)
+    return AttackOutcome(AttackConfig.from_dict(row["config"]), key, row["summary"], examples, len(examples), 0)
