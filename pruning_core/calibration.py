@@ -66,13 +66,33 @@ def build(tokenizer, texts: Sequence[str], seq_len: int = 64, batch_size: int = 
     return CalibrationSet([(ids, mask) for _, ids, mask in parts], seq_len, tuple(texts[i] for i in order))
 
 
+def _source(task: str) -> str:
+    """The task whose training/validation texts calibrate `task` (an evaluation-only shipped task borrows
+    those of the task its default model was trained on)."""
+    from pruning_core import data
+
+    info = data.task_info(task)
+    return info.default_model_task if info is not None and "train" not in info.splits else task
+
+
+def heldout(tokenizer, task: str, n: int = 128, seq_len: int = 64, seed: int = 0,
+            exclude: Sequence[str] = ()) -> CalibrationSet:
+    """A held-out set the size of the calibration set: the task's validation split, without any text
+    of `exclude` (a local file with no split column serves every split). Never used to prune or fit:
+    its error shows whether a method overfits the calibration texts."""
+    from pruning_core import data
+
+    banned = set(exclude)
+    texts = [t for t in data.load(_source(task), "validation").texts if t not in banned]
+    if not texts:
+        raise PrunescopeError(f"task '{task}' has no validation texts outside the calibration set")
+    return build(tokenizer, sample_texts(texts, min(n, len(texts)), seed + 1), seq_len)
+
+
 def from_task(tokenizer, task: str, n: int = 128, seq_len: int = 64, seed: int = 0) -> CalibrationSet:
     """Calibration from the task's training split. An evaluation-only shipped task (imdb_sample) borrows
     the training split of the task its default model was trained on, so calibration never sees the
     evaluation texts."""
     from pruning_core import data
 
-    info = data.task_info(task)
-    if info is not None and "train" not in info.splits:
-        task = info.default_model_task
-    return build(tokenizer, sample_texts(data.load(task, "train").texts, n, seed), seq_len)
+    return build(tokenizer, sample_texts(data.load(_source(task), "train").texts, n, seed), seq_len)

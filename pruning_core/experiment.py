@@ -43,6 +43,7 @@ class ExperimentResult:
             "cls_error": self.pruned.cls_error,
             "calib_logits_kl": p.logits_kl,
             "calib_cls_error": p.cls_error,
+            "heldout_error": p.blocks[-1].heldout_error if p.blocks else None,  # last block, held-out set
             "prune_seconds": p.prune_seconds,
             "eval_seconds": self.eval_seconds,
             "peak_memory_mb": p.peak_memory_mb,
@@ -124,10 +125,23 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
 
 
 def prune_copy(cfg: ExperimentConfig, dense_net, tok, on_record: Callable | None = None):
-    """Prune a deep copy of `dense_net` as `cfg` says; returns (pruned model, PruneResult)."""
+    """Prune a deep copy of `dense_net` as `cfg` says; returns (pruned model, PruneResult).
+
+    Calibration from the task's training split; a held-out set of the same size from its validation
+    split (measured per block, never fitted); self-generated texts where the method asks for them."""
+    from pruning_core import selfgen
+
     calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
+    held = calibration.heldout(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed, exclude=calib.texts)
+    extra = None
+    n_gen = cfg.options_dict().get("self_generated", 0)
+    if n_gen:
+        texts = selfgen.generate(dense_net, tok, calib.texts, n_gen, cfg.seq_len, cfg.seed,
+                                 model_path=models.resolve(cfg.model, cfg.task))
+        extra = calibration.build(tok, texts, cfg.seq_len)
     net = copy.deepcopy(dense_net)
-    gen = engine.prune(net, calib, cfg.method, cfg.sparsity, cfg.pattern, cfg.options_dict())
+    gen = engine.prune(net, calib, cfg.method, cfg.sparsity, cfg.pattern, cfg.options_dict(), heldout=held,
+                       extra=extra)
     return net, engine.run(gen, on_record)
 
 

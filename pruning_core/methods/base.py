@@ -26,6 +26,9 @@ class Method:
     name: ClassVar[str]
     paper: ClassVar[str]
     Options: ClassVar[type] = NoOptions
+    # Statistics recollected group by group on the partly pruned block, with dense-output targets
+    # (`targets` in prune_group: kind -> X^T (Y_dense - b)); see the engine.
+    sequential: ClassVar[bool] = False
 
     def options(self, values: dict[str, Any] | None = None):
         """Validate and freeze this method's knobs (unknown keys are an error)."""
@@ -57,5 +60,20 @@ class Method:
         return None
 
     def prune_group(self, weights: dict[str, torch.Tensor], gram: torch.Tensor, sparsity: float,
-                    pattern: Pattern, options, context: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+                    pattern: Pattern, options, context: Any, targets: dict[str, torch.Tensor] | None = None
+                    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    # -- reconstruction (a refine stage after the masks of a window of blocks are chosen) -----------
+    def window(self, options) -> int:
+        """How many consecutive blocks are chosen, then refined together."""
+        return 1
+
+    def refine_target(self, options) -> str | None:
+        """None (no refine stage), 'block' (the dense block on the pruned inputs) or 'global' (the
+        dense model's output at the window's end)."""
+        return None
+
+    def refine(self, arch, blocks, linears_and_masks, inputs, targets, attn, keeps, options) -> list[float]:
+        """Train the window's unmasked weights towards `targets`; returns the loss per epoch."""
         raise NotImplementedError

@@ -42,7 +42,7 @@ class Magnitude(Method):
         k = int(flat.numel() * sparsity)
         return float(torch.kthvalue(flat, k).values) if k > 0 else -1.0
 
-    def prune_group(self, weights, gram, sparsity, pattern, options, context):
+    def prune_group(self, weights, gram, sparsity, pattern, options, context, targets=None):
         out = {}
         for kind, w in weights.items():
             if context is not None:  # global threshold

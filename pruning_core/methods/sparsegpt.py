@@ -102,7 +102,7 @@ class SparseGPT(Method):
             raise PrunescopeError(f"sparsegpt blocksize {options.blocksize} must be a multiple of {pattern.m} "
                                   f"for pattern {pattern}")
 
-    def prune_group(self, weights, gram, sparsity, pattern, options, context):
+    def prune_group(self, weights, gram, sparsity, pattern, options, context, targets=None):
         hinv, dead = inverse_hessian_factor(gram, options.percdamp)
         kinds = list(weights)
         dtype = torch.float64 if gram.dtype == torch.float64 else torch.float32

@@ -21,7 +21,7 @@ class Wanda(Method):
     name = "wanda"
     paper = "Sun et al. 2024, A Simple and Effective Pruning Approach for Large Language Models"
 
-    def prune_group(self, weights, gram, sparsity, pattern, options, context):
+    def prune_group(self, weights, gram, sparsity, pattern, options, context, targets=None):
         out = {}
         for kind, w in weights.items():
             keep = masks.select(wanda_scores(w, gram), sparsity, pattern, per_row=True)
