@@ -6,6 +6,7 @@ st.set_page_config(page_title="prunescope", page_icon=":material/content_cut:", 
 
 pages = [st.Page("prune_page.py", title="Prune", icon=":material/content_cut:", default=True),
          st.Page("compare_page.py", title="Compare", icon=":material/show_chart:"),
+         st.Page("robustness_page.py", title="Robustness", icon=":material/shield:"),
          st.Page("experiments_page.py", title="Experiments", icon=":material/table_view:"),
          st.Page("learn_page.py", title="Learn", icon=":material/school:")]
 st.navigation(pages).run()

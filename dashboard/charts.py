@@ -1,7 +1,9 @@
-"""Plotly figure builders: pure functions of results (testable without Streamlit)."""
+"""Plotly figure builders (and the escaped HTML of adversarial examples): pure functions of results,
+testable without Streamlit."""
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Iterable
 
@@ -263,3 +265,117 @@ def prune_time_bars(results: list[dict]) -> go.Figure:
                                          "<extra></extra>"))
     fig.update_layout(title="Prune time per method", yaxis_title="seconds", margin=dict(t=50, b=30))
     return fig
+
+
+# ---- robustness under attack ------------------------------------------------------------------------
+
+ROBUSTNESS_MEASURES = {
+    "clean_accuracy": ("clean accuracy", "solid",
+                       "clean accuracy: examples predicted correctly before any attack, over all examples"),
+    "accuracy_under_attack": ("accuracy under attack", "dash",
+                              "accuracy under attack: examples still correct after the attack, over all examples"),
+    "attack_success_rate": ("attack success rate", "dot",
+                            "attack success rate: (clean correct - still correct) / clean correct"),
+}
+DENSE_COLOR = "#7f7f7f"
+
+
+def robustness_curves(rows: Iterable[dict], measures: Iterable[str] = tuple(ROBUSTNESS_MEASURES),
+                      title: str = "Robustness vs sparsity") -> go.Figure:
+    """One line per (method, measure) against requested sparsity: colour = method, line dash = measure.
+
+    `rows` are attack summaries with method, sparsity and the measures (None = undefined, left as a gap).
+    The dense model's row (method 'dense' or sparsity 0) is the point at sparsity 0 of every method's
+    line; with no pruned rows, the dense point is drawn alone."""
+    rows = list(rows)
+    measures = list(measures)
+    dense = [r for r in rows if r["method"] == "dense" or r["sparsity"] == 0]
+    dense_row = dense[0] if dense else None
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["method"] != "dense" and r["sparsity"] != 0:
+            groups.setdefault(r["method"], []).append(r)
+    if not groups and dense_row is not None:
+        groups = {"dense": []}
+    palette = ["#E45756", "#B279A2", "#9D755D", "#72B7B2"]
+    fig = go.Figure()
+    for i, (method, pts) in enumerate(sorted(groups.items())):
+        pts = sorted(pts, key=lambda r: r["sparsity"])
+        if dense_row is not None:
+            pts = [{**dense_row, "method": method, "sparsity": 0.0}] + pts
+        color = DENSE_COLOR if method == "dense" else METHOD_COLORS.get(method, palette[i % len(palette)])
+        for m in measures:
+            label, dash, definition = ROBUSTNESS_MEASURES[m]
+            fig.add_scatter(x=[r["sparsity"] for r in pts], y=[r.get(m) for r in pts], mode="lines+markers",
+                            name=f"{method}: {label}", legendgroup=method,
+                            line=dict(color=color, dash=dash), marker=dict(color=color),
+                            customdata=[r.get("n") or r.get("examples") for r in pts],
+                            hovertemplate=f"{method}, sparsity %{{x:.0%}}<br>{label} %{{y:.3f}}"
+                                          f"<br>%{{customdata}} examples<extra>{definition}</extra>")
+    one = len(measures) == 1
+    fig.update_layout(title=title, xaxis_title="sparsity (0 = the dense model)",
+                      yaxis_title=ROBUSTNESS_MEASURES[measures[0]][0] if one else "fraction of examples",
+                      legend_title="method: measure", showlegend=True, margin=dict(t=50, b=30))
+    fig.update_xaxes(tickformat=".0%")
+    fig.update_yaxes(range=[-0.02, 1.02])
+    return fig
+
+
+HIGHLIGHT_ORIGINAL = "#f8c9c4"  # words the attack changed, in the original text
+HIGHLIGHT_PERTURBED = "#c9e7c3"  # their replacements, in the perturbed text
+
+
+def highlight_html(text: str, spans: Iterable[Iterable[int]], color: str = HIGHLIGHT_ORIGINAL) -> str:
+    """`text` as HTML with the character `spans` ([start, end) pairs) wrapped in <mark>.
+
+    Every piece of `text` is escaped, so user text can never inject HTML; spans are sorted, clipped to
+    the text and overlaps merged into the earlier span."""
+    parts, pos = [], 0
+    style = html.escape(f"background-color: {color}; padding: 0 2px; border-radius: 3px", quote=True)
+    for start, end in sorted((int(a), int(b)) for a, b in spans):
+        start, end = max(start, pos), min(end, len(text))
+        if end <= start:
+            continue
+        parts.append(html.escape(text[pos:start]))
+        parts.append(f'<mark style="{style}">{html.escape(text[start:end])}</mark>')
+        pos = end
+    parts.append(html.escape(text[pos:]))
+    return "".join(parts)
+
+
+RESULT_COLORS = {"successful": "#E45756", "failed": "#54A24B", "skipped": "#7f7f7f"}
+RESULT_HELP = {"successful": "the attack flipped a correct prediction",
+               "failed": "the model stayed correct under attack",
+               "skipped": "the model was already wrong on the clean text: nothing to attack"}
+
+
+def adversarial_example_html(rec: dict, label_names: Iterable[str] = ()) -> str:
+    """One attacked example as an HTML card: result, true label, original and perturbed text with the
+    changed words highlighted, predictions with confidence before and after, queries. All text escaped."""
+    names = list(label_names)
+
+    def name(i: int) -> str:
+        return html.escape(names[i] if 0 <= i < len(names) else str(i))
+
+    kind = rec["result"]
+    badge = (f'<span style="background:{RESULT_COLORS.get(kind, DENSE_COLOR)};color:white;padding:1px 8px;'
+             f'border-radius:8px;font-size:0.85em" title="{html.escape(RESULT_HELP.get(kind, ""))}">'
+             f'{html.escape(kind)}</span>')
+    before = f"{name(rec['original_pred'])} ({rec['original_confidence']:.0%})"
+    head = (f"{badge} &nbsp;<b>#{int(rec['idx'])}</b> &nbsp;true label: <b>{name(rec['label'])}</b>"
+            f" &nbsp;·&nbsp; queries: {int(rec['queries'])}")
+    text_style = "white-space: pre-wrap; margin: 4px 0"
+    rows = [f'<div style="{text_style}"><span style="color:#666">original:</span> '
+            f'{highlight_html(rec["text"], rec.get("original_spans") or [], HIGHLIGHT_ORIGINAL)}</div>']
+    if rec.get("perturbed") is not None:
+        rows.append(f'<div style="{text_style}"><span style="color:#666">perturbed:</span> '
+                    f'{highlight_html(rec["perturbed"], rec.get("perturbed_spans") or [], HIGHLIGHT_PERTURBED)}'
+                    "</div>")
+        after = f"{name(rec['perturbed_pred'])} ({rec['perturbed_confidence']:.0%})"
+        changed = len(rec.get("changed") or [])
+        pred = (f"prediction: {before} &rarr; {after} after the attack"
+                f" &nbsp;·&nbsp; {changed} of {int(rec['words'])} words changed")
+    else:
+        pred = f"prediction: {before}, already wrong; not attacked"
+    return (f'<div style="font-size:0.95em">{head}{"".join(rows)}'
+            f'<div style="color:#444;font-size:0.9em">{pred}</div></div>')

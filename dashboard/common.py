@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pruning_core.store import Store
-from pruning_core.sweep import import_demo
+from pruning_core.sweep import import_demo, import_demo_attacks
 
 
 @st.cache_resource
@@ -18,6 +18,32 @@ def get_store() -> Store:
 def demo_imported() -> int:
     """Copy the shipped demo sweeps into the store once per server (pages that list runs call this)."""
     return import_demo(get_store())
+
+
+@st.cache_resource
+def demo_attacks_imported() -> int:
+    """Copy the shipped demo attacks into the store once per server (pages that show attacks call this)."""
+    return import_demo_attacks(get_store())
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def load_attack_row(key: str) -> dict | None:
+    """A finished stored attack's {key, target, complete, config, summary}, else None. Cached: a finished
+    attack never changes under its key; callers check `store.attack_done(key)` first (and the Robustness
+    page clears this cache after computing), so an unfinished attack's None does not stick."""
+    row = get_store().load_attack(key)
+    return row if row and row["complete"] else None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def load_attack_examples(key: str) -> list[dict]:
+    """The example records of a finished stored attack."""
+    return get_store().attack_examples(key)
+
+
+def clear_attack_caches() -> None:
+    load_attack_row.clear()
+    load_attack_examples.clear()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

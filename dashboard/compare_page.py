@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts
-from dashboard.common import demo_imported, get_store, load_mask, load_run
+from dashboard.common import demo_attacks_imported, demo_imported, get_store, load_attack_row, load_mask, load_run
 from pruning_core import PrunescopeError, data, methods
 from pruning_core.masks import PATTERNS
 from pruning_core.sweep import SPARSITIES, grid, run_grid
@@ -48,14 +48,58 @@ if todo:
     load_run.clear()
     load_mask.clear()
 
+
+
+def robustness_section() -> None:
+    """Accuracy under attack vs sparsity from the stored attacks of this task (computed on the Robustness
+    page, never here): the grid's methods, unstructured, with the sidebar's calibration settings."""
+    st.markdown("#### Robustness under attack")
+    demo_attacks_imported()
+    table = store.attacks(task=task, model="default", complete=1)
+    rows = []
+    for r in table.itertuples():
+        row = load_attack_row(r.key)
+        if row is None:
+            continue
+        run = row["config"]["run"]
+        if r.method != "dense" and (r.method not in chosen or r.pattern != "unstructured"
+                                    or run["calib_size"] != calib_size or run["seq_len"] != seq_len):
+            continue
+        rows.append({"recipe": r.recipe, "method": r.method, "sparsity": r.sparsity, "n": r.n,
+                     "sample": (r.n, r.seed, row["config"].get("query_budget")), **row["summary"]})
+    if not any(r["method"] != "dense" for r in rows):
+        st.info("No stored attacks of pruned models for this grid: compute them on the Robustness page.",
+                icon=":material/shield:")
+        st.page_link("robustness_page.py", label="Open the Robustness page", icon=":material/shield:")
+        return
+    recipes = sorted({r["recipe"] for r in rows if r["method"] != "dense"})
+    c1, c2 = st.columns(2)
+    recipe = c1.selectbox("Attack recipe", recipes, key="cmp_recipe", help="recipes with stored attacks for this task")
+    rows = [r for r in rows if r["recipe"] == recipe]
+    samples = sorted({r["sample"] for r in rows},  # the sample with the most attacks first
+                     key=lambda s: (-sum(r["sample"] == s for r in rows), s[0], s[1], s[2] or 0))
+    sample = c2.selectbox("Attacked sample", samples, key="cmp_sample", format_func=lambda s: (
+        f"{s[0]} examples, seed {s[1]}" + (f", at most {s[2]} queries" if s[2] else "")))
+    seen, points = set(), []
+    for r in rows:  # newest first: keep one attack per (method, sparsity)
+        if r["sample"] == sample and (r["method"], r["sparsity"]) not in seen:
+            seen.add((r["method"], r["sparsity"]))
+            points.append(r)
+    st.plotly_chart(charts.robustness_curves(points, measures=("accuracy_under_attack",),
+                                             title=f"Accuracy under attack ({recipe}) vs sparsity"), key="c_rob")
+    st.caption("Computed on the Robustness page; the dense model (sparsity 0) starts every line.")
+    st.page_link("robustness_page.py", label="More measures and the adversarial examples", icon=":material/shield:")
+
+
 results = [load_run(c.key()) for c in configs if store.has(c.key())]
 if not results:
     st.info("Nothing stored for this grid yet: compute the missing runs above.")
-    st.stop()
-a, b = st.columns(2)
-a.plotly_chart(charts.sweep_curves(results, "accuracy", "Accuracy vs sparsity", "clean accuracy"), key="c_acc")
-b.plotly_chart(charts.sweep_curves(results, "final_cumulative_error", "Cumulative error at the last block",
-                                   "cumulative error"), key="c_cum")
-a.plotly_chart(charts.sweep_curves(results, "mean_local_error", "Mean local reconstruction error",
-                                   "local error"), key="c_loc")
-b.plotly_chart(charts.prune_time_bars(results), key="c_time")
+else:
+    a, b = st.columns(2)
+    a.plotly_chart(charts.sweep_curves(results, "accuracy", "Accuracy vs sparsity", "clean accuracy"), key="c_acc")
+    b.plotly_chart(charts.sweep_curves(results, "final_cumulative_error", "Cumulative error at the last block",
+                                       "cumulative error"), key="c_cum")
+    a.plotly_chart(charts.sweep_curves(results, "mean_local_error", "Mean local reconstruction error",
+                                       "local error"), key="c_loc")
+    b.plotly_chart(charts.prune_time_bars(results), key="c_time")
+robustness_section()

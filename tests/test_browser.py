@@ -54,7 +54,7 @@ def server(tmp_path_factory):
     proc.wait(timeout=20)
 
 
-def test_prune_compare_learn_in_chromium(server):
+def test_prune_compare_learn_robustness_in_chromium(server):
     pw = pytest.importorskip("playwright.sync_api")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with pw.sync_playwright() as p:
@@ -96,5 +96,29 @@ def test_prune_compare_learn_in_chromium(server):
         page.locator(".js-plotly-plot .main-svg:visible").first.wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / "learn.png"), full_page=True)
+        assert page.get_by_test_id("stException").count() == 0
+
+        # Robustness: magnitude at 0 (dense) and 50%, 3 examples of DeepWordBug
+        page.get_by_test_id("stSidebarNav").get_by_text("Robustness").click()
+        page.get_by_text("Robustness under attack").first.wait_for(timeout=60_000)
+        for name in ("wanda", "sparsegpt", "30%", "70%", "90%"):
+            page.get_by_role("button", name=f"Remove {name}", exact=True).click()
+            page.wait_for_timeout(300)
+        box = page.get_by_role("spinbutton", name="Examples to attack")
+        box.fill("3")
+        box.press("Enter")
+        page.get_by_text("2 attacks in the grid: 0 stored, 2 to compute").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Compute the 2 missing attacks").click()
+        page.mouse.move(0, 0)  # no tooltip over the screenshot
+        page.get_by_text("2 attacks in the grid: 2 stored, 0 to compute").wait_for(timeout=240_000)
+        page.get_by_text("Adversarial examples").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot .main-svg:visible").first.wait_for(timeout=60_000)
+        page.get_by_text("true label:").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        assert page.get_by_text("true label:").count() == 3
+        assert page.locator(".js-plotly-plot .legendtext", has_text="magnitude: accuracy under attack").count() == 1
+        page.set_viewport_size({"width": 1500, "height": 2000})  # the app scrolls inside: show the examples
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SHOTS / "robustness.png"), full_page=True)
         assert page.get_by_test_id("stException").count() == 0
         browser.close()

@@ -147,6 +147,31 @@ def test_stopped_attack_resumes_with_the_same_results(local_task, tmp_path):
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in whole.examples]
 
 
+def test_attack_is_reproducible_while_other_threads_draw_random_numbers(local_task, tmp_path):
+    """TextAttack draws from global RNGs; a server thread drawing from them too must not change the
+    perturbations (the results are cached under a key that promises the same answer)."""
+    import random
+    import threading
+
+    cfg = _cfg(local_task, n=6)
+    quiet = run_attack(cfg, Store(tmp_path / "a.sqlite")).examples
+    stop = threading.Event()
+
+    def noise():
+        while not stop.is_set():
+            np.random.random(8)
+            random.random()
+
+    t = threading.Thread(target=noise, daemon=True)
+    t.start()
+    try:
+        noisy = run_attack(cfg, Store(tmp_path / "b.sqlite")).examples
+    finally:
+        stop.set()
+        t.join()
+    assert [r["perturbed"] for r in noisy] == [r["perturbed"] for r in quiet]
+
+
 def test_attack_on_pruned_model(local_task, tmp_path):
     out = run_attack(_cfg(local_task, n=3, recipe="pruthi", method="magnitude", sparsity=0.8, calib_size=8,
                                seq_len=16), Store(tmp_path / "s"))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -187,10 +189,51 @@ def example_record(idx: int, result, label: int, seconds: float) -> dict:
     }
 
 
+class _ThreadRandom(threading.local):
+    """Per-thread generators for TextAttack. Its transformations and search methods draw from the
+    process-global `random` and `np.random`; in a multi-threaded server (Streamlit) other threads draw
+    from those too, and the same attack gave different perturbations. TextAttack's modules get proxies
+    to these per-thread generators instead (`isolate_rng`), seeded for every example."""
+
+    def __init__(self):
+        self.py = random.Random(0)
+        self.np = np.random.RandomState(0)
+
+
+_RNG = _ThreadRandom()
+
+
+class _PyRandom:
+    def __getattr__(self, name):
+        return getattr(_RNG.py, name)
+
+
+class _NpRandom:
+    def __getattr__(self, name):
+        return getattr(_RNG.np, name)
+
+
+class _Numpy:
+    random = _NpRandom()
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+def isolate_rng() -> None:
+    """Point every loaded TextAttack module's `random` and `np` at the per-thread generators."""
+    for name, mod in list(sys.modules.items()):
+        if name.startswith("textattack.") and mod is not None:
+            if getattr(mod, "random", None) is random:
+                mod.random = _PyRandom()
+            if getattr(mod, "np", None) is np:
+                mod.np = _Numpy()
+
+
 def _seed_example(seed: int, idx: int) -> None:
     s = (seed * 1_000_003 + idx) % (2**32)
-    random.seed(s)
-    np.random.seed(s)
+    _RNG.py.seed(s)
+    _RNG.np.seed(s)
     torch.manual_seed(s)
 
 
@@ -224,6 +267,7 @@ def run_attack(cfg: AttackConfig, store=None, on_example: Callable[[int, int, di
     check_labels(net, split)
     stage(f"building the {cfg.recipe} attack")
     attack = recipes.build(cfg.recipe, model_wrapper(net, tok, eval_max_length(cfg.run.task)), cfg.query_budget)
+    isolate_rng()
     examples, reused = [], 0
     stage(f"attacking {total} examples ({len(done)} already stored)")
     for idx, (text, label) in enumerate(zip(split.texts, split.labels)):

@@ -1,0 +1,203 @@
+"""Robustness page: attack dense and pruned models with TextAttack recipes over a methods x sparsity grid;
+stored attacks are read, missing ones computed (every example saved as it finishes), then compared and
+browsed example by example."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from dashboard import charts
+from dashboard.common import (clear_attack_caches, demo_attacks_imported, get_store, load_attack_examples,
+                              load_attack_row)
+from pruning_core import PrunescopeError, data, methods
+from pruning_core.robustness import RECIPES, availability, run_attack
+from pruning_core.sweep import ROBUSTNESS_SPARSITIES, SPARSITIES, attack_grid
+
+st.title("Robustness under attack")
+store = get_store()
+demo_attacks_imported()
+
+TASKS = [n for n, t in data.SHIPPED.items() if t.default_model_task]
+DEFAULT_METHODS = [m for m in ("magnitude", "wanda", "sparsegpt") if m in methods.METHODS]
+SPARSITY_OPTIONS = sorted({0.0, *SPARSITIES, *ROBUSTNESS_SPARSITIES})
+PER_PAGE = 5
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def recipe_availability() -> dict[str, str | None]:
+    return availability()
+
+
+def label(meta_method: str, sparsity: float) -> str:
+    return "dense (sparsity 0)" if meta_method == "dense" else f"{meta_method} · {sparsity:.0%}"
+
+
+def sidebar():
+    why = recipe_availability()
+    with st.sidebar:
+        st.header("Attack grid")
+        task = st.selectbox("Task", TASKS, key="rob_task", help="shipped tasks (each has a default model)")
+        chosen = st.multiselect("Methods", list(methods.METHODS), default=DEFAULT_METHODS, key="rob_methods")
+        sparsities = st.multiselect("Sparsities", SPARSITY_OPTIONS, default=list(ROBUSTNESS_SPARSITIES),
+                                    key="rob_sparsities", format_func=lambda s: f"{s:.0%}",
+                                    help="0% is the dense model: attacked once and shared by every method")
+        recipe = st.selectbox("Attack recipe", list(RECIPES), key="rob_recipe",
+                              format_func=lambda r: r if why.get(r) is None else f"{r} (unavailable here)",
+                              help="; ".join(f"{n}: {r.paper}" for n, r in RECIPES.items()))
+        n = st.number_input("Examples to attack", 1, 5000, 100, key="rob_n",
+                            help="a seeded sample of the task's test split, the same for every model")
+        budget = st.number_input("Query budget per example (0 = none)", 0, 1_000_000, 0, key="rob_budget",
+                                 help="stop attacking an example after this many model queries (counted as failed)")
+        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="rob_seed")
+        calib_size = st.number_input("Calibration examples", 1, 4096, 128, key="rob_calib",
+                                     help="for pruning the attacked models (the shipped demo uses 128)")
+        seq_len = st.number_input("Calibration sequence length", 8, 512, 64, key="rob_seq",
+                                  help="for pruning the attacked models (the shipped demo uses 64)")
+    return (task, chosen, sparsities, recipe, why.get(recipe), int(n), int(budget) or None, int(seed),
+            int(calib_size), int(seq_len))
+
+
+def compute(todo: list, recipe: str) -> list[str]:
+    """Attack every config of `todo` with progress (over attacks, and over the examples of each); returns
+    one line per attack."""
+    total, lines, t0 = len(todo), [], time.perf_counter()
+    models = f"{total} model{'s' * (total != 1)}"
+    with st.status(f"Attacking {models} with {recipe}...", expanded=True) as status:
+        st.caption("Each attacked example is saved as soon as it finishes: a stopped attack (closed tab, "
+                   "stopped server) resumes where it stopped.")
+        outer = st.progress(0.0, f"attack 1 of {total}")
+        inner = st.progress(0.0, "")
+        for i, cfg in enumerate(todo):
+            name = label(cfg.meta()["method"], cfg.run.sparsity)
+            outer.progress(i / total, f"attack {i + 1} of {total}: {name}")
+            inner.progress(0.0, "starting")
+            t = time.perf_counter()
+            out = run_attack(cfg, store,
+                             on_example=lambda d, n, rec: inner.progress(d / n, f"example {d} of {n}: {rec['result']}"),
+                             on_stage=lambda s: inner.progress(0.0, s))
+            s = out.summary
+            asr = s["attack_success_rate"]
+            lines.append(f"**{name}**: clean accuracy {s['clean_accuracy']:.3f}, accuracy under attack "
+                         f"{s['accuracy_under_attack']:.3f}, attack success rate "
+                         f"{'n/a' if asr is None else f'{asr:.1%}'} ({out.computed} examples attacked, "
+                         f"{out.reused} read back, {time.perf_counter() - t:.0f} s)")
+            st.write(lines[-1])
+        outer.progress(1.0, f"{total} of {total} attacks done")
+        headline = f"Attacked {models} with {recipe} in {time.perf_counter() - t0:.0f} s"
+        status.update(label=headline, state="complete", expanded=False)
+    return [headline] + lines
+
+
+def summary_rows(done: list) -> list[dict]:
+    rows = []
+    for cfg in done:
+        row = load_attack_row(cfg.key())
+        if row is None:
+            continue
+        s, meta = row["summary"], cfg.meta()
+        rows.append({"key": cfg.key(), "method": meta["method"], "sparsity": meta["sparsity"],
+                     "clean_accuracy": s["clean_accuracy"], "accuracy_under_attack": s["accuracy_under_attack"],
+                     "attack_success_rate": s["attack_success_rate"],
+                     "avg_perturbed_word_pct": s["avg_perturbed_word_pct"], "avg_queries": s["avg_queries"],
+                     "n": s["examples"]})
+    return sorted(rows, key=lambda r: (r["method"] != "dense", r["method"], r["sparsity"]))
+
+
+def metrics_table(rows: list[dict]) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).drop(columns="key")
+    pct = st.column_config.NumberColumn
+    st.dataframe(frame, hide_index=True, width="stretch", height=35 * (min(len(frame), 20) + 1) + 3, column_config={
+        "sparsity": pct("sparsity", format="percent", help="requested sparsity; 0 = the dense model"),
+        "clean_accuracy": pct("clean acc", format="%.3f",
+                              help=charts.ROBUSTNESS_MEASURES["clean_accuracy"][2]),
+        "accuracy_under_attack": pct("acc under attack", format="%.3f",
+                                     help=charts.ROBUSTNESS_MEASURES["accuracy_under_attack"][2]),
+        "attack_success_rate": pct("ASR", format="percent",
+                                   help=charts.ROBUSTNESS_MEASURES["attack_success_rate"][2]),
+        "avg_perturbed_word_pct": pct("perturbed words %", format="%.1f",
+                                      help="mean over successful attacks of 100 × changed words / words"),
+        "avg_queries": pct("avg queries", format="%.1f", help="mean model queries over attacked examples"),
+        "n": pct("n", help="examples attacked (a seeded sample of the test split)"),
+    })
+
+
+def browser(rows: list[dict], task: str) -> None:
+    st.markdown("#### Adversarial examples")
+    by_key = {r["key"]: r for r in rows}
+    c1, c2 = st.columns([1, 2])
+    key = c1.selectbox("Attack", list(by_key), key="rob_pick",
+                       format_func=lambda k: label(by_key[k]["method"], by_key[k]["sparsity"]))
+    examples = load_attack_examples(key)
+    counts = {t: sum(e["result"] == t for e in examples) for t in ("successful", "failed", "skipped")}
+    kind = c2.radio("Show", ["all", *counts], horizontal=True, key="rob_filter",
+                    format_func=lambda t: f"{t} ({len(examples) if t == 'all' else counts[t]})",
+                    help="; ".join(f"{t}: {h}" for t, h in charts.RESULT_HELP.items()))
+    shown = examples if kind == "all" else [e for e in examples if e["result"] == kind]
+    if not shown:
+        st.info(f"No {kind} examples in this attack.")
+        return
+    pages = (len(shown) + PER_PAGE - 1) // PER_PAGE
+    page = st.number_input(f"Page (of {pages}, {PER_PAGE} examples each)", 1, pages, 1,
+                           key=f"rob_page_{key}_{kind}")
+    info = data.task_info(task)
+    names = info.label_names if info else ()
+    for rec in shown[(int(page) - 1) * PER_PAGE:int(page) * PER_PAGE]:
+        with st.container(border=True):
+            st.html(charts.adversarial_example_html(rec, names))
+
+
+task, chosen, sparsities, recipe, why, n, budget, seed, calib_size, seq_len = sidebar()
+r = RECIPES[recipe]
+st.caption(f"**{recipe}**: {r.title} ({r.paper}). Measures: clean accuracy, accuracy under attack (examples "
+           "still correct after the attack, over all examples) and attack success rate ((clean correct − still "
+           "correct) / clean correct).")
+if why:
+    st.warning(f"**{recipe}** cannot run here: {why}", icon=":material/block:")
+if not chosen or not sparsities:
+    st.info("Choose at least one method and one sparsity in the sidebar.")
+    st.stop()
+try:
+    configs = attack_grid(task, chosen, sorted(sparsities), recipes=(recipe,), n=n, seed=seed,
+                          query_budget=budget, calib_size=calib_size, seq_len=seq_len)
+except PrunescopeError as exc:
+    st.error(str(exc))
+    st.stop()
+
+missing = [c for c in configs if not store.attack_done(c.key())]
+partial = sum(len(store.attack_examples(c.key())) for c in missing)
+resumed = f" ({partial} examples already saved by stopped attacks)" if partial else ""
+plural = "s" * (len(missing) != 1)
+st.caption(f"{len(configs)} attack{'s' * (len(configs) != 1)} in the grid: {len(configs) - len(missing)} "
+           f"stored, {len(missing)} to compute{resumed}")
+report = st.session_state.pop("rob_report", None)
+if report:
+    with st.expander(report[0], expanded=False, icon=":material/check_circle:"):
+        for line in report[1:]:
+            st.markdown(line)
+if missing and st.button(f"Compute the {len(missing)} missing attack{plural}", type="primary", key="rob_run",
+                         disabled=bool(why), icon=":material/shield:",
+                         help=f"about {len(missing) * n} attacked examples; each one is saved as it finishes, "
+                              "so a stopped attack resumes where it stopped"):
+    try:
+        st.session_state["rob_report"] = compute(missing, recipe)
+        clear_attack_caches()
+        st.rerun()
+    except PrunescopeError as exc:
+        st.error(str(exc))
+    except Exception as exc:  # never a traceback in a demo; the examples attacked so far are saved
+        st.error(f"The attack failed ({type(exc).__name__}): {exc}. The examples attacked so far are saved.")
+    clear_attack_caches()
+
+done = [c for c in configs if store.attack_done(c.key())]
+rows = summary_rows(done)
+if not rows:
+    st.info("Nothing stored for this grid yet: compute the missing attacks above.")
+    st.stop()
+metrics_table(rows)
+st.plotly_chart(charts.robustness_curves(rows, title=f"Robustness vs sparsity under {recipe} ({task})"),
+                key="rob_curves")
+browser(rows, task)
