@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Generator, Iterator
+from typing import Callable, Generator, Iterator, NamedTuple
 
 import torch
 from torch import nn
@@ -87,12 +87,12 @@ class PruneResult:
 class GramStats:
     """X^T X over the real (non-pad) tokens that reach one input; `add_batch` as in the reference code."""
 
-    def __init__(self, dim: int, device):
-        self.gram = torch.zeros(dim, dim, device=device)
+    def __init__(self, dim: int, device, dtype: torch.dtype = torch.float32):
+        self.gram = torch.zeros(dim, dim, device=device, dtype=dtype)
         self.tokens = 0
 
     def add_batch(self, x: torch.Tensor, keep: torch.Tensor) -> None:
-        xr = x[keep].float()
+        xr = x[keep].to(self.gram.dtype)
         self.gram.addmm_(xr.T, xr)
         self.tokens += xr.shape[0]
 
@@ -168,25 +168,45 @@ class _Stream:
         return [arch.run_block(block, h, self.attn[b]) for b, h in enumerate(hidden)]
 
 
+class Targets(NamedTuple):
+    """What a `sequential` method gets per module: the cross term X^T (Y_dense - b) over all real tokens,
+    and (X^T X, X^T (Y_dense - b)) of two halves of the calibration examples (alternate rows of every
+    micro-batch), for choosing a ridge by fitting on one half and checking on the other. float64."""
+
+    cross: torch.Tensor
+    folds: tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
 def _collect(arch: Arch, block, lin: dict, stream: _Stream, hidden: list[torch.Tensor], groups, device,
              dense_out=None, also: Callable | None = None):
-    """Gram matrices (and, with `dense_out`, cross terms X^T (Y_dense - b)) of the given input groups
-    from one pass of `hidden` through `block`; `also(kind, x, out, batch)` is hooked on every linear.
-    Returns (stats, cross, block outputs)."""
-    stats = {g[0]: GramStats(lin[g[0]].in_features, device) for g in groups}
-    cross = {k: torch.zeros(lin[k].in_features, lin[k].out_features, device=device)
-             for g in groups for k in g} if dense_out is not None else {}
+    """Gram matrices of the given input groups from one pass of `hidden` through `block`; with
+    `dense_out`, in float64 and per half of the examples, with the cross terms (see `Targets`).
+    `also(kind, x, out, batch)` is hooked on every linear. Returns (stats, targets, block outputs)."""
+    f64 = dense_out is not None
+    dtype = torch.float64 if f64 else torch.float32
+    stats = {g[0]: GramStats(lin[g[0]].in_features, device, dtype) for g in groups}
+    folds = [{g[0]: torch.zeros(lin[g[0]].in_features, lin[g[0]].in_features, device=device, dtype=dtype)
+              for g in groups} for _ in range(2)] if f64 else []
+    cross = [{k: torch.zeros(lin[k].in_features, lin[k].out_features, device=device, dtype=dtype)
+              for g in groups for k in g} for _ in range(2)] if f64 else []
     cur = {"b": 0}
 
     def add(kind, x, out):
         keep = stream.keeps[cur["b"]]
         stats[kind].add_batch(x, keep)
-        for k in next(g for g in groups if g[0] == kind):
-            if k in cross:
-                y = dense_out[k][cur["b"]].float()
+        if not f64:
+            return
+        xr = x[keep].to(dtype)
+        rows = keep.nonzero(as_tuple=True)[0]  # the example of every real token, in x[keep] order
+        for f in range(2):
+            sel = rows % 2 == f
+            xf = xr[sel]
+            folds[f][kind].addmm_(xf.T, xf)
+            for k in next(g for g in groups if g[0] == kind):
+                y = dense_out[k][cur["b"]].to(dtype)
                 if lin[k].bias is not None:
-                    y = y - lin[k].bias.float()
-                cross[k].addmm_(x[keep].float().T, y)
+                    y = y - lin[k].bias.to(dtype)
+                cross[f][k].addmm_(xf.T, y[sel])
 
     outs = []
     with _hooks({g[0]: lin[g[0]] for g in groups}, add), \
@@ -194,7 +214,9 @@ def _collect(arch: Arch, block, lin: dict, stream: _Stream, hidden: list[torch.T
         for b, h in enumerate(hidden):
             cur["b"] = b
             outs.append(arch.run_block(block, h, stream.attn[b]))
-    return stats, cross, outs
+    targets = {k: Targets(cross[0][k] + cross[1][k], ((folds[0][g[0]], cross[0][k]), (folds[1][g[0]], cross[1][k])))
+               for g in groups for k in g} if f64 else {}
+    return stats, targets, outs
 
 
 @torch.no_grad()
@@ -258,7 +280,7 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts, 
                         t = time.perf_counter()
                         gram = stats[group[0]].gram
                         dense_w = {k: lin[k].weight.data.clone() for k in group}
-                        targets = {k: cross[k] for k in group} if cross else None
+                        targets = {k: cross[k] for k in group} if cross else None  # sequential methods
                         result = meth.prune_group(dense_w, gram, sparsity, pat, opts, context, targets=targets)
                         elapsed = time.perf_counter() - t  # one solve serves the whole input group
                         timings["method"] += elapsed

@@ -11,7 +11,7 @@ from conftest import TEXTS, tiny_model
 from pruning_core import calibration, engine, selfgen
 from pruning_core.arch import arch_of
 from pruning_core.errors import PrunescopeError
-from pruning_core.methods.akrp import rectify
+from pruning_core.methods.akrp import choose_lambda, rectify
 from pruning_core.methods.reconstruction import train_blocks
 
 
@@ -43,11 +43,38 @@ def test_rectify_solves_least_squares_exactly():
     assert torch.allclose(sol2, ref, atol=1e-10)
 
 
-def test_rectify_raises_lambda_until_stable():
+def test_rectify_raises_lambda_until_positive_definite():
     gram = torch.diag(torch.tensor([1.0, 1.0, -0.5], dtype=torch.float64))  # indefinite: mean diag 0.5
     sol, lam = rectify(gram, torch.ones(3, 2, dtype=torch.float64), lambda0=1e-4)
     # 1e-4 .. 1 leave an eigenvalue <= 0; the first tenfold step past 1 gives a positive definite system
     assert lam == pytest.approx(10.0) and torch.isfinite(sol).all()
+
+
+def _folds(x, y):
+    a, b = x[0::2], x[1::2]
+    ya, yb = y[0::2], y[1::2]
+    return (a.T @ a, a.T @ ya), (b.T @ b, b.T @ yb)
+
+
+def test_lambda_is_raised_only_while_it_helps_on_the_other_half():
+    torch.manual_seed(0)
+    w = torch.randn(4, 40, dtype=torch.float64)
+    exact = torch.randn(2000, 40, dtype=torch.float64)
+    assert choose_lambda(_folds(exact, exact @ w.T), 1e-6) == 1e-6  # exact targets: no ridge helps
+    # few, noisy samples of many features: the unregularised fit memorises noise; validation raises lambda
+    x = torch.randn(60, 40, dtype=torch.float64)
+    y = x @ w.T + 3.0 * torch.randn(60, 4, dtype=torch.float64)
+    lam = choose_lambda(_folds(x, y), 1e-6)
+    assert lam >= 1e-2
+    # and the chosen lambda predicts fresh data better than lambda0 does
+    fresh = torch.randn(5000, 40, dtype=torch.float64)
+    target = fresh @ w.T
+    g, c = x.T @ x, x.T @ y
+
+    def test_err(la):
+        return float(((fresh @ rectify(g, c, la)[0].T - target) ** 2).mean())
+
+    assert test_err(lam) < test_err(1e-6)
 
 
 def test_akrp_at_sparsity_zero_returns_the_dense_weights(tokenizer):

@@ -6,7 +6,13 @@ FFN out), each module's target is the DENSE model's output Y while its input X i
 model produces so far, so every module also corrects the error accumulated before it:
 
 1. rectify: w* = (X^T X + lambda * mean(diag X^T X) I)^-1 X^T (Y - b), lambda from `lambda0`,
-   raised tenfold until the system is positive definite and the solution finite (adaptive rectification);
+   raised tenfold until the solution is stable (adaptive rectification). "Stable" is measured, not
+   assumed: the calibration examples are split in two halves; lambda is raised while the solution
+   fitted on one half reconstructs the other half better (two-fold, both ways), and the first lambda
+   past which it stops improving is used on all tokens. (Cholesky of X^T X plus any positive ridge
+   succeeds in float64, so a positive-definiteness test alone would never raise lambda; with 128
+   texts the unregularised fit reconstructs the calibration texts 5x better than SparseGPT and
+   held-out texts worse.) Statistics for AKRP are accumulated in float64;
 2. prune w* with the OBS / SparseGPT solver, H = X^T X (dampened by `percdamp`, as SparseGPT);
 3. write the module and recollect statistics on the partly pruned block before the next module
    (the engine's `sequential` mode); Q, K and V read the same input and are solved together.
@@ -61,6 +67,27 @@ def rectify(gram: torch.Tensor, cross: torch.Tensor, lambda0: float = 1e-4) -> t
                           "use more calibration examples")
 
 
+def validation_residual(sol: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor) -> float:
+    """||X W - Y||^2 up to the constant ||Y||^2, from G = X^T X and C = X^T Y, for W = `sol` (in x out)."""
+    return float((sol * (gram @ sol)).sum() - 2 * (sol * cross).sum())
+
+
+def choose_lambda(folds, lambda0: float = 1e-4) -> float:
+    """Raise lambda tenfold from `lambda0` while the two-fold validation residual falls: fit on one half
+    of the examples, measure on the other, both ways. Returns the last lambda that improved it."""
+    (g_a, c_a), (g_b, c_b) = folds
+    best, best_lam, lam = float("inf"), lambda0, lambda0
+    for _ in range(MAX_RAISES + 1):
+        err = 0.0
+        for (g_fit, c_fit), (g_val, c_val) in (((g_a, c_a), (g_b, c_b)), ((g_b, c_b), (g_a, c_a))):
+            w, _ = rectify(g_fit, c_fit, lam)  # (its own raise only if the system is not positive definite)
+            err += validation_residual(w.T.double(), g_val.double(), c_val.double())
+        if err >= best:
+            break
+        best, best_lam, lam = err, lam, lam * 10
+    return best_lam
+
+
 class AKRP(SparseGPT):
     name = "akrp"
     paper = "Li et al. 2023, Towards Robust Pruning: An Adaptive Knowledge-Retention Pruning Strategy for LMs"
@@ -70,5 +97,8 @@ class AKRP(SparseGPT):
     def prune_group(self, weights, gram, sparsity, pattern, options, context, targets=None):
         if targets is None:
             raise PrunescopeError("akrp needs the dense model's outputs as targets (run it through the engine)")
-        rectified = {k: rectify(gram, targets[k], options.lambda0)[0].to(w.dtype) for k, w in weights.items()}
+        rectified = {}
+        for k, w in weights.items():
+            lam = choose_lambda(targets[k].folds, options.lambda0)
+            rectified[k] = rectify(gram, targets[k].cross, lam)[0].to(w.dtype)
         return super().prune_group(rectified, gram, sparsity, pattern, options, context)
