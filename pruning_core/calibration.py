@@ -76,17 +76,22 @@ def _source(task: str) -> str:
 
 
 def heldout(tokenizer, task: str, n: int = 128, seq_len: int = 64, seed: int = 0,
-            exclude: Sequence[str] = ()) -> CalibrationSet:
-    """A held-out set the size of the calibration set: the task's validation split, without any text
-    of `exclude` (a local file with no split column serves every split). Never used to prune or fit:
-    its error shows whether a method overfits the calibration texts."""
+            exclude: Sequence[str] = ()) -> CalibrationSet | None:
+    """A held-out set the size of the calibration set: the task's validation split (its test split where
+    it has none), without any text of `exclude` (a local file with no split column serves every split).
+    Never used to prune or fit: its error shows whether a method overfits the calibration texts.
+    None when the task has no such texts."""
     from pruning_core import data
 
     banned = set(exclude)
-    texts = [t for t in data.load(_source(task), "validation").texts if t not in banned]
-    if not texts:
-        raise PrunescopeError(f"task '{task}' has no validation texts outside the calibration set")
-    return build(tokenizer, sample_texts(texts, min(n, len(texts)), seed + 1), seq_len)
+    for split in ("validation", "test"):
+        try:
+            texts = [t for t in data.load(_source(task), split).texts if t not in banned]
+        except PrunescopeError:
+            continue
+        if texts:
+            return build(tokenizer, sample_texts(texts, min(n, len(texts)), seed + 1), seq_len)
+    return None
 
 
 def from_task(tokenizer, task: str, n: int = 128, seq_len: int = 64, seed: int = 0) -> CalibrationSet:

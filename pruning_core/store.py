@@ -197,6 +197,9 @@ class Store:
 
     def attacks(self, **filters) -> pd.DataFrame:
         """Summary table of stored attacks, newest first; filters: model=, task=, method=, recipe=, complete=."""
+        unknown = set(filters) - set(ATTACK_COLUMNS.replace(" ", "").split(","))
+        if unknown:
+            raise ValueError(f"unknown attack filter(s) {sorted(unknown)}")
         where = " AND ".join(f"{k} = ?" for k in filters if filters[k] is not None)
         params = [v for v in filters.values() if v is not None]
         sql = f"SELECT {ATTACK_COLUMNS} FROM attacks" + (f" WHERE {where}" if where else "") + " ORDER BY created DESC"

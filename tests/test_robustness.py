@@ -78,6 +78,9 @@ def test_attack_keys(local_task):
     assert _cfg(local_task, method="wanda", sparsity=0.5).key() != base.key()
     for change in ({"recipe": "pruthi"}, {"n": 7}, {"seed": 1}, {"query_budget": 50}):
         assert base.with_(**change).key() != base.key()
+    # the pruned model does not depend on the evaluation subset; the dense one does on the task file
+    pruned = _cfg(local_task, method="wanda", sparsity=0.5)
+    assert pruned.with_(run=pruned.run.with_(eval_size=5)).key() == pruned.key()
     again = AttackConfig.from_dict(json.loads(json.dumps(base.to_dict())))
     assert again.key() == base.key()
     for bad in ({"n": 0}, {"seed": -1}, {"query_budget": 0}, {"recipe": "nope"}):
@@ -318,3 +321,25 @@ def test_demo_attacks_export_import_and_delete(local_task, tmp_path):
     assert back.summary == out.summary and back.examples == out.examples
     assert back.config.key() == out.key  # the key survives the round trip through JSON
     assert dst.delete_attack(out.key) and dst.attack_examples(out.key) == []  # examples go with it
+
+
+def test_dense_attack_key_follows_the_task_file(tmp_path, local_task):
+    import shutil
+
+    csv = tmp_path / "copy.csv"
+    shutil.copy(local_task[1], csv)
+    cfg = AttackConfig.create(model=local_task[0], task=str(csv), device="cpu")
+    before = cfg.key()
+    csv.write_text(csv.read_text() + "an extra review,1\n")
+    assert cfg.key() != before  # an edited file never reuses the attack on its old texts
+
+
+def test_textattack_import_keeps_the_users_caches():
+    import os
+
+    before = {k: os.environ.get(k) for k in ("HF_HOME", "XDG_CACHE_HOME", "TOKENIZERS_PARALLELISM")}
+    resources.textattack()
+    import datasets
+
+    assert {k: os.environ.get(k) for k in before} == before
+    assert "textattack_cache" not in str(datasets.config.HF_DATASETS_CACHE)

@@ -16,10 +16,10 @@ import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from pruning_core import fingerprint, models
 from pruning_core.config import ExperimentConfig
@@ -72,10 +72,13 @@ class AttackConfig:
         """The pruned run's config key, or for sparsity 0 a key of the dense model itself (shared by
         every method, since none of them changes a weight at sparsity 0)."""
         if not self.dense:
-            return self.run.key()
-        path = models.resolve(self.run.model, self.run.task)
-        d = {"model": self.run.model, "task": self.run.task, "files": fingerprint.of_path(
-            __import__("pathlib").Path(path).expanduser())}
+            return self.run.with_(eval_size=None).key()  # the pruned model, whatever its evaluation subset
+        from pruning_core.data import HUB, SHIPPED
+
+        path = Path(models.resolve(self.run.model, self.run.task)).expanduser()
+        local_task = self.run.task not in SHIPPED and self.run.task not in HUB
+        d = {"model": self.run.model, "task": self.run.task, "files": fingerprint.of_path(path),
+             "task_file": fingerprint.of_path(Path(self.run.task).expanduser()) if local_task else ""}
         return "dense-" + hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     def key(self) -> str:
@@ -234,7 +237,6 @@ def _seed_example(seed: int, idx: int) -> None:
     s = (seed * 1_000_003 + idx) % (2**32)
     _RNG.py.seed(s)
     _RNG.np.seed(s)
-    torch.manual_seed(s)
 
 
 # ---------------------------------------------------------------------------------- the runner
@@ -256,9 +258,12 @@ def run_attack(cfg: AttackConfig, store=None, on_example: Callable[[int, int, di
     done = {r["idx"]: r for r in store.attack_examples(key)} if store is not None else {}
     split = eval_split(cfg.run.task, cfg.n, cfg.seed)
     total = len(split)
-    if store is not None and len(done) >= total and store.attack_done(key):
-        examples = [done[i] for i in sorted(done)]
-        return AttackOutcome(cfg, key, summarize(examples), examples, len(examples), 0)
+    if store is not None and len(done) >= total:  # finished (or finished just before a crash)
+        examples = [done[i] for i in sorted(done)][:total]
+        summary = summarize(examples)
+        if not store.attack_done(key):
+            store.finish_attack(key, summary)
+        return AttackOutcome(cfg, key, summary, examples, len(examples), 0)
     if store is not None:
         store.begin_attack(key, cfg.meta(), cfg.to_dict())
     device = str(models.resolve_device(cfg.run.device))

@@ -133,8 +133,12 @@ def textattack():
     if root not in nltk.data.path:
         nltk.data.path.insert(0, root)
     nltk.download = _local_download
+    # imported before TA_CACHE_DIR is set, so their cache paths stay the user's for the whole process
+    import datasets  # noqa: F401
+    import transformers  # noqa: F401
+
     saved = {k: os.environ.get(k) for k in ("TA_CACHE_DIR", "TFHUB_CACHE_DIR", "PYTORCH_TRANSFORMERS_CACHE",
-                                            "HF_HOME", "XDG_CACHE_HOME")}
+                                            "HF_HOME", "XDG_CACHE_HOME", "TOKENIZERS_PARALLELISM")}
     os.environ["TA_CACHE_DIR"] = str(textattack_cache())
     try:
         import textattack as ta
