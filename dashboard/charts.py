@@ -18,6 +18,11 @@ KIND_COLORS = {"q": "#4C78A8", "k": "#72B7B2", "v": "#54A24B", "attn_out": "#EEC
 
 LOCAL_HELP = "local reconstruction error ||WX - W'X||² / ||WX||², X = inputs reaching the module in the pruned model"
 CUM_HELP = "cumulative error ||Y_dense - Y_pruned||² / ||Y_dense||² at the block output: all error added up to there"
+HELDOUT_HELP = ("held-out error: the same cumulative error on a held-out set of the same size from the validation "
+                "split, never used to choose masks or fit weights; a gap to calibration = overfitting")
+LOSS_HELP = "mean squared error of the trained block(s) to the reconstruction target over calibration tokens"
+CALIB_COLOR = "#1f77b4"
+HELDOUT_COLOR = "#d62728"
 
 
 def local_error_bars(layers: Iterable[dict]) -> go.Figure:
@@ -39,16 +44,58 @@ def local_error_bars(layers: Iterable[dict]) -> go.Figure:
 
 
 def cumulative_error_line(blocks: Iterable[dict]) -> go.Figure:
-    """Cumulative error at each block output, with the dense model's 0 as the baseline."""
+    """Cumulative error at each block output, with the dense model's 0 as the baseline; where the blocks
+    carry `heldout_error` (runs that measured it), the same error on the held-out set as a third line."""
     blocks = list(blocks)
+    xs = ["embeddings"] + [f"block {b['block']}" for b in blocks]
+    held = [b.get("heldout_error") for b in blocks]
+    has_held = any(h is not None for h in held)
     fig = go.Figure()
-    fig.add_scatter(x=["embeddings"] + [f"block {b['block']}" for b in blocks],
-                    y=[0.0] + [b["cumulative_error"] for b in blocks], mode="lines+markers", name="pruned",
+    fig.add_scatter(x=xs, y=[0.0] + [b["cumulative_error"] for b in blocks], mode="lines+markers",
+                    name="pruned: calibration" if has_held else "pruned", line=dict(color=CALIB_COLOR),
                     hovertemplate=f"%{{x}}: %{{y:.4g}}<extra>{CUM_HELP}</extra>")
-    fig.add_scatter(x=["embeddings"] + [f"block {b['block']}" for b in blocks], y=[0.0] * (len(blocks) + 1),
+    fig.add_scatter(x=xs, y=[0.0] * (len(blocks) + 1),
                     mode="lines", name="dense (0)", line=dict(dash="dot", color="gray"), hoverinfo="skip")
+    if has_held:
+        fig.add_scatter(x=xs, y=[0.0] + held, mode="lines+markers", name="pruned: held-out",
+                        line=dict(color=HELDOUT_COLOR, dash="dash"), marker=dict(symbol="diamond"),
+                        hovertemplate=f"%{{x}}: %{{y:.4g}} held-out<extra>{HELDOUT_HELP}</extra>")
     fig.update_layout(title="Cumulative error across depth", yaxis_title="cumulative error", margin=dict(t=50, b=30))
     return fig
+
+
+def has_refine_loss(blocks: Iterable[dict]) -> bool:
+    """Whether any block of a run carries a reconstruction training loss."""
+    return any(b.get("refine_loss") for b in blocks)
+
+
+def refine_loss_lines(blocks: Iterable[dict], window: int = 1) -> go.Figure:
+    """Training loss of the reconstruction stage per epoch, one line per trained window of `window` blocks
+    (its loss is stored with the window's last block: 'block 3', or 'blocks 2–3' for cross-block pairs);
+    log y axis."""
+    fig = go.Figure()
+    trained = [b for b in blocks if b.get("refine_loss")]
+    colors = _sequential(len(trained))
+    for b, color in zip(trained, colors):
+        loss = list(b["refine_loss"])
+        last = b["block"]
+        name = f"blocks {max(last - window + 1, 0)}–{last}" if window > 1 and last > 0 else f"block {last}"
+        fig.add_scatter(x=list(range(1, len(loss) + 1)), y=loss, mode="lines+markers", name=name,
+                        line=dict(color=color),
+                        hovertemplate=f"{name}, epoch %{{x}}: loss %{{y:.4g}}<extra>{LOSS_HELP}</extra>")
+    fig.update_layout(title="Reconstruction training loss per epoch", xaxis_title="epoch",
+                      yaxis_title="training loss (MSE)", legend_title="block", margin=dict(t=50, b=30))
+    fig.update_xaxes(tickformat="d", dtick=1 if max((len(b["refine_loss"]) for b in trained), default=1) <= 12
+                     else None)
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def _sequential(n: int) -> list[str]:
+    """`n` colours from light to dark blue (shallow to deep blocks)."""
+    from plotly.colors import sample_colorscale
+
+    return sample_colorscale("Blues", [0.35 + 0.65 * i / max(n - 1, 1) for i in range(n)]) if n else []
 
 
 # ---- masks, weights and teaching toys -------------------------------------------------------------
@@ -59,7 +106,11 @@ PROFILE_HELP = "keep ratio of a row (an output) or a column (an input): kept wei
 HIST_HELP = "distribution of the weights; pruned weights (exact zeros) are left out of the 'after' histogram"
 TOY_HELP = "output error ||WXᵀ - W'Xᵀ||² / ||WXᵀ||² of the pruned toy matrix on its inputs"
 DEPTH_HELP = "cumulative error ||Y_dense - Y_pruned||² / ||Y_dense||² after each layer of the toy stack"
-METHOD_COLORS = {"magnitude": "#4C78A8", "wanda": "#F58518", "sparsegpt": "#54A24B"}
+METHOD_COLORS = {"magnitude": "#4C78A8", "wanda": "#F58518", "sparsegpt": "#54A24B", "akrp": "#B279A2",
+                 "reconstruction": "#E45756"}
+OTHER_COLORS = ("#9D755D", "#72B7B2", "#FF9DA6", "#BAB0AC", "#EECA3B")  # methods not in METHOD_COLORS
+DENSE_COLOR = "#7f7f7f"
+PATTERN_SYMBOLS = {"unstructured": "circle", "2:4": "diamond", "4:8": "square"}
 KEEP_SCALE = [[0.0, "#f2f2f2"], [1.0, "#1f4e79"]]
 
 
@@ -222,9 +273,40 @@ def stored_histogram(hist: dict, name: str = "") -> go.Figure:
     return fig
 
 
+def method_colors(names: Iterable[str]) -> dict[str, str]:
+    """One colour per method, the same in every chart: METHOD_COLORS, then OTHER_COLORS in name order for
+    methods it lacks ('dense' is gray)."""
+    names = sorted(set(names))
+    others = [n for n in names if n not in METHOD_COLORS and n != "dense"]
+    out = {n: OTHER_COLORS[others.index(n) % len(OTHER_COLORS)] for n in others}
+    out.update({n: METHOD_COLORS[n] for n in names if n in METHOD_COLORS})
+    if "dense" in names:
+        out["dense"] = DENSE_COLOR
+    return out
+
+
+def _run_label(config: dict) -> str:
+    return config["method"] if config["pattern"] == "unstructured" else f"{config['method']} {config['pattern']}"
+
+
+def _by_label(results: Iterable[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by 'method' / 'method pattern', each group sorted by requested sparsity."""
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        groups.setdefault(_run_label(r["config"]), []).append(r)
+    return {k: sorted(v, key=lambda r: r["config"]["sparsity"]) for k, v in sorted(groups.items())}
+
+
+def _style(rows: list[dict], colors: dict) -> tuple[bool, str, str]:
+    """(is N:M, colour of the method, marker symbol of the pattern) of a group of runs."""
+    c = rows[0]["config"]
+    return c["pattern"] != "unstructured", colors[c["method"]], PATTERN_SYMBOLS.get(c["pattern"], "triangle-up")
+
+
 def sweep_curves(results: list[dict], measure: str, title: str, y_title: str) -> go.Figure:
     """One line per (method, pattern) of `measure` against requested sparsity, from result JSONs.
-    `measure` is a top-level key, or 'final_cumulative_error' / 'mean_local_error'."""
+    `measure` is a top-level key, or 'final_cumulative_error' / 'mean_local_error'.
+    Colour = method (METHOD_COLORS); marker = pattern (N:M runs are single markers)."""
     def value(r):
         if measure == "final_cumulative_error":
             return r["blocks"][-1]["cumulative_error"]
@@ -232,18 +314,14 @@ def sweep_curves(results: list[dict], measure: str, title: str, y_title: str) ->
             return float(np.mean([layer["local_error"] for layer in r["layers"]]))
         return r[measure]
 
-    groups: dict[str, list[dict]] = {}
-    for r in results:
-        c = r["config"]
-        label = c["method"] if c["pattern"] == "unstructured" else f"{c['method']} {c['pattern']}"
-        groups.setdefault(label, []).append(r)
+    groups = _by_label(results)
+    colors = method_colors(rows[0]["config"]["method"] for rows in groups.values())
     fig = go.Figure()
-    for label, rows in sorted(groups.items()):
-        rows = sorted(rows, key=lambda r: r["config"]["sparsity"])
-        nm = rows[0]["config"]["pattern"] != "unstructured"
+    for label, rows in groups.items():
+        nm, color, symbol = _style(rows, colors)
         fig.add_scatter(x=[r["achieved_sparsity"] for r in rows], y=[value(r) for r in rows], name=label,
-                        mode="markers" if nm else "lines+markers", marker=dict(size=11 if nm else 7,
-                                                                             symbol="diamond" if nm else "circle"),
+                        mode="markers" if nm else "lines+markers", line=dict(color=color),
+                        marker=dict(size=11 if nm else 7, color=color, symbol=symbol),
                         hovertemplate=f"{label}<br>achieved sparsity %{{x:.3f}}<br>{y_title} %{{y:.4g}}<extra></extra>")
     if measure == "accuracy" and results:
         fig.add_hline(y=results[0]["dense_accuracy"], line_dash="dot", line_color="gray",
@@ -252,15 +330,48 @@ def sweep_curves(results: list[dict], measure: str, title: str, y_title: str) ->
     return fig
 
 
+def run_heldout_error(r: dict) -> float | None:
+    """A run's held-out error at the last block (None for runs stored before it was measured)."""
+    held = r.get("heldout_error")
+    if held is None and r.get("blocks"):
+        held = r["blocks"][-1].get("heldout_error")
+    return held
+
+
+def heldout_curves(results: list[dict]) -> go.Figure:
+    """Cumulative error at the last block on the calibration set (solid) and on the held-out set (dashed)
+    against achieved sparsity, one pair of lines per (method, pattern), from the runs that measured
+    held-out error (the others are left out). Colour = method."""
+    groups = {k: [r for r in rows if run_heldout_error(r) is not None] for k, rows in _by_label(results).items()}
+    groups = {k: rows for k, rows in groups.items() if rows}
+    colors = method_colors(rows[0]["config"]["method"] for rows in groups.values())
+    fig = go.Figure()
+    for label, rows in groups.items():
+        nm, color, symbol = _style(rows, colors)
+        xs = [r["achieved_sparsity"] for r in rows]
+        n = [r.get("calib_examples") for r in rows]
+        for which, ys, dash, help_ in (
+                ("calibration", [r["blocks"][-1]["cumulative_error"] for r in rows], "solid", CUM_HELP),
+                ("held-out", [run_heldout_error(r) for r in rows], "dash", HELDOUT_HELP)):
+            fig.add_scatter(x=xs, y=ys, name=f"{label}: {which}", legendgroup=label,
+                            mode="markers" if nm else "lines+markers", line=dict(color=color, dash=dash),
+                            marker=dict(size=11 if nm else 7, color=color,
+                                        symbol=symbol if which == "calibration" else f"{symbol}-open"),
+                            customdata=n,
+                            hovertemplate=f"{label}, {which}<br>achieved sparsity %{{x:.3f}}<br>cumulative error "
+                                          f"%{{y:.4g}}<br>%{{customdata}} texts<extra>{help_}</extra>")
+    fig.update_layout(title="Calibration vs held-out error at the last block", xaxis_title="achieved sparsity",
+                      yaxis_title="cumulative error", legend_title="method: set", margin=dict(t=50, b=30))
+    return fig
+
+
 def prune_time_bars(results: list[dict]) -> go.Figure:
-    """Mean prune time per method (and pattern) over the runs given."""
-    groups: dict[str, list[float]] = {}
-    for r in results:
-        c = r["config"]
-        label = c["method"] if c["pattern"] == "unstructured" else f"{c['method']} {c['pattern']}"
-        groups.setdefault(label, []).append(r["prune_seconds"])
-    labels = sorted(groups)
-    fig = go.Figure(go.Bar(x=labels, y=[float(np.mean(groups[k])) for k in labels],
+    """Mean prune time per method (and pattern) over the runs given; colour = method."""
+    groups = _by_label(results)
+    labels = list(groups)
+    colors = method_colors(rows[0]["config"]["method"] for rows in groups.values())
+    fig = go.Figure(go.Bar(x=labels, y=[float(np.mean([r["prune_seconds"] for r in groups[k]])) for k in labels],
+                           marker_color=[colors[groups[k][0]["config"]["method"]] for k in labels],
                            hovertemplate="%{x}: %{y:.2f} s mean prune time (pruning only, evaluation excluded)"
                                          "<extra></extra>"))
     fig.update_layout(title="Prune time per method", yaxis_title="seconds", margin=dict(t=50, b=30))
@@ -277,7 +388,6 @@ ROBUSTNESS_MEASURES = {
     "attack_success_rate": ("attack success rate", "dot",
                             "attack success rate: (clean correct - still correct) / clean correct"),
 }
-DENSE_COLOR = "#7f7f7f"
 
 
 def robustness_curves(rows: Iterable[dict], measures: Iterable[str] = tuple(ROBUSTNESS_MEASURES),
@@ -297,13 +407,13 @@ def robustness_curves(rows: Iterable[dict], measures: Iterable[str] = tuple(ROBU
             groups.setdefault(r["method"], []).append(r)
     if not groups and dense_row is not None:
         groups = {"dense": []}
-    palette = ["#E45756", "#B279A2", "#9D755D", "#72B7B2"]
+    colors = method_colors(groups)
     fig = go.Figure()
-    for i, (method, pts) in enumerate(sorted(groups.items())):
+    for method, pts in sorted(groups.items()):
         pts = sorted(pts, key=lambda r: r["sparsity"])
         if dense_row is not None:
             pts = [{**dense_row, "method": method, "sparsity": 0.0}] + pts
-        color = DENSE_COLOR if method == "dense" else METHOD_COLORS.get(method, palette[i % len(palette)])
+        color = colors[method]
         for m in measures:
             label, dash, definition = ROBUSTNESS_MEASURES[m]
             fig.add_scatter(x=[r["sparsity"] for r in pts], y=[r.get(m) for r in pts], mode="lines+markers",

@@ -11,12 +11,16 @@ from pruning_core.masks import PATTERNS
 from pruning_core.sweep import SPARSITIES, grid, run_grid
 
 st.title("Compare methods")
+DEFAULT_METHODS = [m for m in ("magnitude", "wanda", "sparsegpt") if m in methods.METHODS]
 store = get_store()
 demo_imported()
 with st.sidebar:
     st.header("Grid")
     task = st.selectbox("Task", list(data.SHIPPED), key="cmp_task", help="shipped tasks (each has a default model)")
-    chosen = st.multiselect("Methods", list(methods.METHODS), default=list(methods.METHODS), key="cmp_methods")
+    chosen = st.multiselect("Methods", list(methods.METHODS), default=DEFAULT_METHODS, key="cmp_methods",
+                            help="; ".join(f"{n}: {c.paper}" for n, c in methods.METHODS.items())
+                                 + ". Each runs with its default options (reconstruction: sparsegpt masks, BR, "
+                                   "10 epochs: much slower than the one-shot methods)")
     patterns = st.multiselect("Patterns", PATTERNS, default=list(PATTERNS), key="cmp_patterns")
     sparsities = st.multiselect("Sparsities", SPARSITIES, default=list(SPARSITIES), key="cmp_sparsities")
     calib_size = st.number_input("Calibration examples", 1, 4096, 128, key="cmp_calib")
@@ -102,4 +106,11 @@ else:
     a.plotly_chart(charts.sweep_curves(results, "mean_local_error", "Mean local reconstruction error",
                                        "local error"), key="c_loc")
     b.plotly_chart(charts.prune_time_bars(results), key="c_time")
+    held = [r for r in results if charts.run_heldout_error(r) is not None]
+    if held:
+        a.plotly_chart(charts.heldout_curves(held), key="c_held")
+        older = " (the others, e.g. the shipped demo runs, predate it)" if len(held) < len(results) else ""
+        a.caption(f"{len(held)} of {len(results)} runs measured held-out error{older}: the same cumulative error "
+                  "on as many validation texts as calibration texts, never used to choose masks or fit weights. "
+                  "Dashed above solid = the method fits its calibration texts better than new text.")
 robustness_section()

@@ -16,7 +16,53 @@ from pruning_core.config import ExperimentConfig
 from pruning_core.engine import BlockRecord, LayerRecord
 from pruning_core.experiment import load_dense, run_experiment
 from pruning_core.masks import PATTERNS, parse_pattern
+from pruning_core.methods.reconstruction import BASES, MODES
 from pruning_core.models import resolve_device
+
+
+MODE_HELP = {"lr": "LR, layer-wise: no training; the base method's own result (SparseGPT's update is LR)",
+             "br": "BR, block-wise: train each block towards the dense block applied to the pruned inputs",
+             "gp": "GP, global propagation: train towards the dense model's block output (dense inputs), so "
+                   "upstream error is corrected too",
+             "cr": "CR, cross-block: pairs of adjacent blocks trained jointly towards the dense output of the pair"}
+
+
+def akrp_options() -> dict:
+    """The sidebar knobs of AKRP (robust knowledge-retention pruning)."""
+    return {
+        "lambda0": float(st.number_input(
+            "Ridge λ₀ (× mean diag XᵀX)", 1e-12, 1.0, 1e-4, step=1e-5, format="%.1e", key="lambda0",
+            help="adaptive rectification: w* = (XᵀX + λ·mean(diag) I)⁻¹ Xᵀ(Y_dense − b) with X the pruned "
+                 "model's inputs; λ starts here and is raised tenfold until the solution is stable")),
+        "percdamp": float(st.number_input(
+            "Dampening (× mean diag H)", 0.0, 0.99, 0.01, format="%.3f", key="akrp_percdamp",
+            help="the OBS / SparseGPT solver that prunes the rectified weights: H = XᵀX dampened by this")),
+        "blocksize": int(st.number_input("Block size", 1, 4096, 128, key="akrp_blocksize",
+                                         help="columns pruned per block by the OBS solver (lazy batched update)")),
+    }
+
+
+def reconstruction_options() -> dict:
+    """The sidebar knobs of reconstruction error minimisation (mask by a base method, then train)."""
+    base = st.selectbox("Mask chosen by", BASES, index=BASES.index("sparsegpt"), key="rec_base",
+                        help="the base method picks every block's mask (sparsegpt also applies its own update); "
+                             "training then only changes the kept weights")
+    mode = st.radio("Reconstruction target", MODES, index=MODES.index("br"), horizontal=True, key="rec_mode",
+                    format_func=str.upper, help="  \n".join(MODE_HELP[m] for m in MODES))
+    train = mode != "lr"
+    epochs = st.number_input("Epochs", 1, 1000, 10, key="rec_epochs", disabled=not train,
+                             help="AdamW passes over the calibration set per block (or pair of blocks)")
+    lr = st.number_input("Learning rate", 1e-7, 0.99, 2e-4, step=1e-5, format="%.1e", key="rec_lr",
+                         disabled=not train, help="AdamW learning rate (weight decay 0); masks stay fixed")
+    gen = st.number_input("Self-generated texts", 0, 4096, 0, key="rec_selfgen", disabled=not train,
+                          help="texts generated from the model itself (resampled from the calibration texts), "
+                               "added to the set the weights are trained on; never to the mask choice")
+    if not train:  # LR trains nothing: the training knobs stay at their defaults, so equal runs share a key
+        st.caption(MODE_HELP[mode] + ".")
+        return {"base": base, "mode": mode}
+    st.caption(f"{MODE_HELP[mode]}. Trains for {int(epochs)} epoch{'s' * (epochs != 1)} per block: slower than "
+               "the one-shot methods (10 epochs at 128 calibration texts: about a minute on a CPU).")
+    return {"base": base, "mode": mode, "epochs": int(epochs), "lr": float(lr), "self_generated": int(gen)}
 
 
 def sidebar() -> tuple[ExperimentConfig | None, bool, bool]:
@@ -48,6 +94,10 @@ def sidebar() -> tuple[ExperimentConfig | None, bool, bool]:
             options["blocksize"] = int(st.number_input("Block size", 1, 4096, 128, key="blocksize"))
             options["percdamp"] = float(st.number_input("Dampening (× mean diag H)", 0.0, 0.99, 0.01,
                                                         format="%.3f", key="percdamp"))
+        if method == "akrp":
+            options.update(akrp_options())
+        if method == "reconstruction":
+            options.update(reconstruction_options())
         c1, c2 = st.columns(2)
         go = c1.button("Prune", type="primary", width="stretch")
         again = c2.button("Recompute", width="stretch", help="prune again even if this run is stored")
@@ -85,10 +135,16 @@ def run(cfg: ExperimentConfig, recompute: bool) -> None:
                              f"local error {rec.local_error:.4g}, cumulative error {rec.cumulative_error:.4g}")
                 elif isinstance(rec, BlockRecord):
                     blocks.append(rec.__dict__)
+                    if rec.refine_loss:
+                        st.write(f"block {rec.block}: reconstruction loss {rec.refine_loss[0]:.4g} → "
+                                 f"{rec.refine_loss[-1]:.4g} over {len(rec.refine_loss)} epochs")
                     progress.progress(len(blocks) / n_blocks, f"block {rec.block + 1} of {n_blocks}")
                     live.plotly_chart(charts.cumulative_error_line(blocks), key=f"live{len(blocks)}")
 
-            res = run_experiment(cfg, on_record=on_record, on_stage=lambda s: status.update(label=s + "..."))
+            # expanded=True on every update: a label-only update collapses the status (Streamlit 1.67),
+            # which would hide the live progress and charts below
+            res = run_experiment(cfg, on_record=on_record,
+                                 on_stage=lambda s: status.update(label=s + "...", expanded=True))
             out = res.to_json()
             store.save(out, res.prune.masks)
             load_run.clear()
@@ -104,7 +160,14 @@ def run(cfg: ExperimentConfig, recompute: bool) -> None:
 def show(res: dict) -> None:
     c = res["config"]
     st.subheader(f"{c['method']} · {c['pattern']} · {c['sparsity']:.0%} on {c['task']} ({c['model']})")
-    cols = st.columns(5)
+    opts = c.get("options") or {}
+    if opts:
+        st.caption("Options: " + ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                                           for k, v in sorted(opts.items())))
+    held = charts.run_heldout_error(res)
+    calib = res["blocks"][-1]["cumulative_error"] if res["blocks"] else None
+    held = held if calib is not None else None
+    cols = st.columns(6 if held is not None else 5)
     cols[0].metric("Dense accuracy", f"{res['dense_accuracy']:.3f}",
                    help=f"clean accuracy of the unpruned model on {res['eval_examples']} test examples")
     cols[1].metric("Pruned accuracy", f"{res['accuracy']:.3f}", f"{res['accuracy'] - res['dense_accuracy']:+.3f}",
@@ -116,9 +179,35 @@ def show(res: dict) -> None:
     cols[4].metric("Peak memory", f"{total:.0f} MB" if total else "n/a",
                    help=f"process memory at the peak of pruning; it grew by {res['peak_memory_mb']:.0f} MB "
                         "while pruning (freed memory the process already held is reused)")
+    if held is not None:
+        cols[5].metric("Held-out error", f"{held:.3g}", f"{held - calib:+.3g} vs calibration", delta_color="inverse",
+                       help=f"cumulative error at the last block on {res.get('calib_examples', 'as many')} held-out "
+                            f"validation texts (calibration: {calib:.3g}); never used to choose masks or fit "
+                            "weights, so a held-out error well above the calibration error means overfitting")
     left, right = st.columns(2)
     left.plotly_chart(charts.local_error_bars(res["layers"]), key="local")
     right.plotly_chart(charts.cumulative_error_line(res["blocks"]), key="cum")
+    if held is not None and calib:
+        right.caption(f"Held-out / calibration at the last block: **{held / calib:.2f}×**. The held-out line is the "
+                      "same error on validation texts the method never saw; a gap that grows with depth means "
+                      "the pruned model fits its calibration texts better than new text.")
+    if charts.has_refine_loss(res["blocks"]):
+        loss_col, note = st.columns(2)
+        window = 2 if opts.get("mode") == "cr" else 1
+        loss_col.plotly_chart(charts.refine_loss_lines(res["blocks"], window), key="refine_loss")
+        mode = str(opts.get("mode", "")).upper()
+        note.markdown("#### Reconstruction")
+        epochs, gen = opts.get("epochs", 0), opts.get("self_generated", 0)
+        extra = f" plus {gen} self-generated texts" if gen else ""
+        note.markdown(f"Masks chosen by **{opts.get('base', 'the base method')}**, then the kept weights of each "
+                      f"block trained in **{mode}** mode for {epochs} epoch{'s' * (epochs != 1)} (AdamW, lr "
+                      f"{opts.get('lr', 0):g}) on the calibration texts{extra}, to reduce the error to its target. "
+                      "A falling training loss with a held-out error that stays high is the overfitting the "
+                      "reconstruction paper warns of. "
+                      f"Prune with **{opts.get('base', 'the base method')}** alone (or mode LR) at the same "
+                      "settings to see how much the training changed.")
+        if opts.get("mode") == "cr":
+            note.caption("Cross-block: each pair of adjacent blocks is trained jointly, one loss per pair.")
 
     st.markdown("#### Masks and weights")
     names = [layer["name"] for layer in res["layers"]]

@@ -39,6 +39,82 @@ def test_chart_builders():
     assert [list(t.y) for t in fig.data] == [[5, 3], [1, 3]] and "4 zeros" in fig.layout.title.text
 
 
+HELD_BLOCKS = [{"block": b, "cumulative_error": 0.02 * (b + 1), "heldout_error": 0.05 * (b + 1),
+                "refine_loss": None if b == 1 else [0.4 / (b + 1), 0.1 / (b + 1), 0.05 / (b + 1)]} for b in range(3)]
+
+
+def test_cumulative_error_line_held_out_and_refine_loss():
+    line = charts.cumulative_error_line(HELD_BLOCKS)
+    assert [t.name for t in line.data] == ["pruned: calibration", "dense (0)", "pruned: held-out"]
+    assert list(line.data[0].y) == [0.0, 0.02, 0.04, 0.06]  # calibration first, as before
+    assert list(line.data[1].y) == [0.0] * 4
+    assert list(line.data[2].y) == pytest.approx([0.0, 0.05, 0.10, 0.15])
+    assert line.data[2].line.dash == "dash" and line.data[0].line.dash in (None, "solid")
+    assert line.data[0].line.color != line.data[2].line.color
+    assert "held-out set" in line.data[2].hovertemplate
+    # old runs (no key) and runs without a held-out set (None): no third line
+    assert len(charts.cumulative_error_line(BLOCKS).data) == 2
+    assert len(charts.cumulative_error_line([{**b, "heldout_error": None} for b in HELD_BLOCKS]).data) == 2
+    # one block measured, one not: a gap, not a zero
+    partial = charts.cumulative_error_line([HELD_BLOCKS[0], {**HELD_BLOCKS[1], "heldout_error": None}])
+    assert list(partial.data[2].y) == [0.0, 0.05, None]
+    assert charts.run_heldout_error({"blocks": HELD_BLOCKS}) == pytest.approx(0.15)  # the last block's
+    assert charts.run_heldout_error({"blocks": BLOCKS}) is None and charts.run_heldout_error({"blocks": []}) is None
+    assert charts.has_refine_loss(HELD_BLOCKS) and not charts.has_refine_loss(BLOCKS)
+
+    loss = charts.refine_loss_lines(HELD_BLOCKS)
+    assert [t.name for t in loss.data] == ["block 0", "block 2"]  # only the blocks that were trained
+    assert list(loss.data[0].x) == [1, 2, 3] and list(loss.data[1].y) == pytest.approx([0.4 / 3, 0.1 / 3, 0.05 / 3])
+    assert loss.layout.yaxis.type == "log" and loss.layout.xaxis.title.text == "epoch"
+    assert len({t.line.color for t in loss.data}) == 2
+    cross = [{"block": b, "cumulative_error": 0.1, "refine_loss": [0.3, 0.2] if b % 2 else None} for b in range(4)]
+    pairs = charts.refine_loss_lines(cross, window=2)  # cross-block: one loss per pair, at its second block
+    assert [t.name for t in pairs.data] == ["blocks 0–1", "blocks 2–3"]
+
+
+def _held_run(method, pattern, sparsity, held):
+    blocks = [{**b, "heldout_error": None if held is None else held * (b["block"] + 1)} for b in BLOCKS]
+    return {**_run(method, pattern, sparsity, 0.8), "blocks": blocks, "heldout_error": blocks[-1]["heldout_error"],
+            "calib_examples": 16}
+
+
+def test_heldout_curves_and_method_colours():
+    runs = [_held_run(m, "unstructured", s, h * s) for m, h in (("reconstruction", 0.3), ("akrp", 0.1))
+            for s in (0.7, 0.5)]
+    runs += [_held_run("wanda", "unstructured", 0.5, None)]  # stored before held-out error: left out
+    runs += [{k: v for k, v in _held_run("wanda", "unstructured", 0.7, None).items() if k != "heldout_error"}]
+    fig = charts.heldout_curves(runs)
+    by_name = {t.name: t for t in fig.data}
+    assert sorted(by_name) == ["akrp: calibration", "akrp: held-out", "reconstruction: calibration",
+                               "reconstruction: held-out"]
+    rec_cal, rec_held = by_name["reconstruction: calibration"], by_name["reconstruction: held-out"]
+    assert list(rec_held.x) == [0.5, 0.7]  # sorted by sparsity
+    assert list(rec_held.y) == pytest.approx([0.3 * 0.5 * 3, 0.3 * 0.7 * 3])  # last block's held-out error
+    assert list(rec_cal.y) == pytest.approx([0.06, 0.06])  # last block's calibration error
+    assert rec_cal.line.dash == "solid" and rec_held.line.dash == "dash"
+    assert rec_cal.line.color == rec_held.line.color == charts.METHOD_COLORS["reconstruction"]
+    assert by_name["akrp: held-out"].line.color == charts.METHOD_COLORS["akrp"]
+    # one colour per method in every chart: sweep curves, prune time, robustness, held-out, toy depth
+    assert len(set(charts.METHOD_COLORS.values())) == len(charts.METHOD_COLORS)
+    assert {"akrp", "reconstruction"} <= set(charts.METHOD_COLORS)
+    sweep_runs = runs + [_run("wanda", "2:4", 0.5, 0.7), _run("wanda", "4:8", 0.5, 0.75)]
+    sweep = {t.name: t for t in charts.sweep_curves(sweep_runs, "accuracy", "t", "acc").data}
+    assert sorted(sweep) == ["akrp", "reconstruction", "wanda", "wanda 2:4", "wanda 4:8"]  # names unchanged
+    for name, method in (("akrp", "akrp"), ("reconstruction", "reconstruction"), ("wanda 2:4", "wanda")):
+        assert sweep[name].line.color == sweep[name].marker.color == charts.METHOD_COLORS[method]
+    assert sweep["wanda 2:4"].marker.symbol != sweep["wanda 4:8"].marker.symbol  # same colour, other marker
+    bars = charts.prune_time_bars(sweep_runs).data[0]
+    assert dict(zip(bars.x, bars.marker.color))["akrp"] == charts.METHOD_COLORS["akrp"]
+    rob = charts.robustness_curves([{**r, "method": "akrp"} for r in ROBUST[1:3]] + ROBUST[:1])
+    assert {t.line.color for t in rob.data} == {charts.METHOD_COLORS["akrp"]}
+    assert charts.depth_chart({"wanda": [0, 0.1]}).data[0].line.color == charts.METHOD_COLORS["wanda"]
+    # methods without a colour of their own get distinct fallbacks, the same in every builder
+    other = charts.method_colors(["zeta", "alpha", "wanda"])
+    assert other["wanda"] == charts.METHOD_COLORS["wanda"] and other["zeta"] != other["alpha"]
+    assert not {other["zeta"], other["alpha"]} & set(charts.METHOD_COLORS.values())
+    assert charts.heldout_curves(runs[4:]).data == ()  # nothing measured: an empty figure, no error
+
+
 ROBUST = [{"method": "dense", "sparsity": 0.0, "clean_accuracy": 0.9, "accuracy_under_attack": 0.3,
            "attack_success_rate": 0.6, "n": 10}]
 ROBUST += [{"method": m, "sparsity": s, "clean_accuracy": 0.9 - s / 2 - d, "accuracy_under_attack": 0.3 - s / 4 - d,
@@ -134,6 +210,76 @@ def test_prune_page_runs_on_shipped_model(pruned_app):
     assert any("before and after" in t for t in titles)
 
 
+def _prune_with(method: str, **widgets):
+    """A fresh app on the Prune page, `method` chosen, the widgets (key -> value) set, Prune pressed."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.selectbox(key="method").set_value(method)
+    at.run()  # the method's own knobs appear
+    for key, value in widgets.items():
+        _widget(at, key).set_value(value)
+    at.button[0].click()
+    at.run()
+    return at
+
+
+def _widget(at, key):
+    for kind in ("number_input", "radio", "selectbox", "slider"):
+        try:
+            return getattr(at, kind)(key=key)
+        except KeyError:
+            continue
+    raise KeyError(key)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread while pruning: on a busy 2-core machine, two threads of SparseGPT / AKRP's many
+    small operations wait on each other (measured: 50 s instead of 5 s at 16 calibration texts)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_prune_page_reconstruction_shows_held_out_and_loss(one_thread):
+    at = _prune_with("reconstruction", calib=16, eval=32, rec_base="wanda", rec_mode="gp", rec_epochs=1)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    values = {m.label: m.value for m in at.metric}
+    assert abs(float(values["Achieved sparsity"]) - 0.5) < 0.005 and float(values["Held-out error"]) > 0
+    assert any("base = wanda" in c.value and "mode = gp" in c.value and "epochs = 1" in c.value for c in at.caption)
+    specs = [_spec(c) for c in at.get("plotly_chart")]
+    titles = [s["layout"].get("title", {}).get("text", "") for s in specs]
+    cum = [s for s, t in zip(specs, titles) if t == "Cumulative error across depth"][-1]
+    names = [t["name"] for t in cum["data"]]
+    assert names == ["pruned: calibration", "dense (0)", "pruned: held-out"]
+    held = cum["data"][2]["y"]
+    assert len(held) == 7 and held[0] == 0 and all(h > 0 for h in held[1:])
+    assert held[-1] == pytest.approx(float(values["Held-out error"]), rel=1e-2)
+    loss = specs[titles.index("Reconstruction training loss per epoch")]
+    assert [t["name"] for t in loss["data"]] == [f"block {b}" for b in range(6)]  # GP trains every block
+    assert all(len(t["y"]) == 1 and t["y"][0] > 0 for t in loss["data"])  # 1 epoch
+
+
+def test_prune_page_akrp_cards(one_thread):
+    at = _prune_with("akrp", calib=16, eval=32, lambda0=1e-3)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    values = {m.label: m.value for m in at.metric}
+    assert list(values)[:6] == ["Dense accuracy", "Pruned accuracy", "Achieved sparsity", "Prune time",
+                                "Peak memory", "Held-out error"]
+    assert abs(float(values["Achieved sparsity"]) - 0.5) < 0.005
+    assert float(values["Pruned accuracy"]) > 0.5 and float(values["Held-out error"]) > 0
+    assert any("lambda0 = 0.001" in c.value for c in at.caption)  # the sidebar knob reached the run
+    titles = [_spec(c)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    assert "Reconstruction training loss per epoch" not in titles  # akrp trains nothing
+
+
 def test_experiments_page_lists_and_opens_the_run(pruned_app):
     at = pruned_app
     at.switch_page("experiments_page.py")
@@ -183,6 +329,50 @@ def test_compare_page_shows_shipped_sweep():
     # magnitude, wanda, sparsegpt unstructured + each at 2:4 and 4:8
     assert len(acc["data"]) == 9
     assert all(len(t["x"]) == 9 for t in acc["data"] if "2:4" not in t["name"] and "4:8" not in t["name"])
+
+
+def test_compare_page_held_out_chart():
+    """Stored runs that measured held-out error (here: the demo SparseGPT run relabelled as akrp and
+    reconstruction, with made-up held-out numbers) get the calibration vs held-out chart; the demo runs
+    (no held-out error) stay out of it; the new methods are selectable but not chosen by default."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.common import demo_imported, get_store
+    from pruning_core.sweep import grid
+
+    store = get_store()
+    demo_imported()
+    one = dict(task="rotten_tomatoes", patterns=["unstructured"], sparsities=[0.5], calib_size=128, seq_len=64)
+    base = store.load(grid(methods=["sparsegpt"], **one)[0].key())
+    for method, factor in (("akrp", 1.5), ("reconstruction", 4.0)):
+        cfg = grid(methods=[method], **one)[0]
+        blocks = [{**b, "heldout_error": b["cumulative_error"] * factor} for b in base["blocks"]]
+        store.save({**base, "config": cfg.to_dict(), "key": cfg.key(), "blocks": blocks,
+                    "heldout_error": blocks[-1]["heldout_error"]})
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("compare_page.py")
+    at.run()
+    picker = at.multiselect(key="cmp_methods")
+    assert picker.value == ["magnitude", "wanda", "sparsegpt"] and {"akrp", "reconstruction"} <= set(picker.options)
+    assert "Calibration vs held-out error at the last block" not in [
+        _spec(c)["layout"]["title"]["text"] for c in at.get("plotly_chart")]  # demo runs only: no chart
+    picker.set_value(["sparsegpt", "akrp", "reconstruction"])
+    at.multiselect(key="cmp_patterns").set_value(["unstructured"])
+    at.multiselect(key="cmp_sparsities").set_value([0.5])
+    at.run()
+    assert not at.exception, at.exception
+    specs = {s["layout"]["title"]["text"]: s for s in map(_spec, at.get("plotly_chart"))}
+    held = {t["name"]: t for t in specs["Calibration vs held-out error at the last block"]["data"]}
+    assert sorted(held) == ["akrp: calibration", "akrp: held-out", "reconstruction: calibration",
+                            "reconstruction: held-out"]
+    last = base["blocks"][-1]["cumulative_error"]
+    assert held["reconstruction: held-out"]["y"] == pytest.approx([4.0 * last])
+    assert held["akrp: calibration"]["y"] == pytest.approx([last])
+    assert held["akrp: held-out"]["line"]["dash"] == "dash"
+    assert any(c.value.startswith("2 of 3 runs measured held-out error") for c in at.caption)
+    acc = {t["name"]: t for t in specs["Accuracy vs sparsity"]["data"]}
+    assert {n: acc[n]["marker"]["color"] for n in acc} == {n: charts.METHOD_COLORS[n] for n in acc}
 
 
 def test_robustness_page_attacks_a_tiny_grid():
