@@ -203,6 +203,8 @@ def cmd_attack(args) -> int:
                   + (f"\n  {'':16s} -> {why}" if why else ""))
         return 0
     _check_json_path(args.json)
+    if args.eval_size is not None:
+        raise PrunescopeError("--eval-size does not apply to attack; --n sets how many test examples are attacked")
     store = Store()
     if args.run:
         stored = store.load(args.run)

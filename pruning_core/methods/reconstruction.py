@@ -16,6 +16,9 @@ fixed mask) and biases are trained with AdamW to minimise the MSE of the block o
 the set the weights are trained on (never to the mask choice). The engine also reports every block's
 error on a held-out set of the same size, which shows when minimising calibration error overfits.
 
+The per-module local error in the engine's records is measured when the masks are chosen (the base
+method's weights, before training); block-level cumulative and held-out errors are measured after it.
+
 Deviations: CR windows do not overlap (the paper slides them); AdamW with weight decay 0 (decay would
 pull weights away from the reconstruction target); LayerNorm parameters stay frozen; one pass over the
 calibration micro-batches (up to 32 texts each) per epoch in a seeded order.

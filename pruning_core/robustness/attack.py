@@ -69,8 +69,9 @@ class AttackConfig:
         return self
 
     def target_key(self) -> str:
-        """The pruned run's config key, or for sparsity 0 a key of the dense model itself (shared by
-        every method, since none of them changes a weight at sparsity 0)."""
+        """The pruned run's config key, or for sparsity 0 a key of the dense model itself, shared by every
+        method: sparsity 0 means the dense model here (AKRP's ridge refit or a reconstruction's training
+        at sparsity 0 would move weights, but is not what a robustness-vs-sparsity curve starts from)."""
         if not self.dense:
             return self.run.with_(eval_size=None).key()  # the pruned model, whatever its evaluation subset
         from pruning_core.data import HUB, SHIPPED
