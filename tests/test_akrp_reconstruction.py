@@ -222,7 +222,7 @@ def test_experiment_records_heldout_and_self_generated(tmp_path):
     from pruning_core.experiment import run_experiment
 
     cfg = ExperimentConfig.create(method="reconstruction", sparsity=0.5, calib_size=16, seq_len=32, eval_size=32,
-                                  options={"mode": "br", "epochs": 1, "self_generated": 8})
+                                  options={"base": "wanda", "mode": "br", "epochs": 1, "self_generated": 8})
     out = run_experiment(cfg).to_json()
     assert out["heldout_error"] is not None and all(b["heldout_error"] is not None for b in out["blocks"])
     assert all(b["refine_loss"] for b in out["blocks"])
