@@ -33,7 +33,8 @@ def akrp_options() -> dict:
         "lambda0": float(st.number_input(
             "Ridge λ₀ (× mean diag XᵀX)", 1e-12, 1.0, 1e-4, step=1e-5, format="%.1e", key="lambda0",
             help="adaptive rectification: w* = (XᵀX + λ·mean(diag) I)⁻¹ Xᵀ(Y_dense − b) with X the pruned "
-                 "model's inputs; λ starts here and is raised tenfold until the solution is stable")),
+                 "model's inputs; λ starts here and is raised tenfold while a fit on half of the calibration "
+                 "examples reconstructs the other half better")),
         "percdamp": float(st.number_input(
             "Dampening (× mean diag H)", 0.0, 0.99, 0.01, format="%.3f", key="akrp_percdamp",
             help="the OBS / SparseGPT solver that prunes the rectified weights: H = XᵀX dampened by this")),
