@@ -279,7 +279,7 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts, 
                     for group in groups:
                         t = time.perf_counter()
                         gram = stats[group[0]].gram
-                        dense_w = {k: lin[k].weight.data.clone() for k in group}
+                        dense_w = {k: lin[k].weight.data for k in group}  # methods return new tensors
                         targets = {k: cross[k] for k in group} if cross else None  # sequential methods
                         result = meth.prune_group(dense_w, gram, sparsity, pat, opts, context, targets=targets)
                         elapsed = time.perf_counter() - t  # one solve serves the whole input group

@@ -53,22 +53,32 @@ def run_grid(configs: list[ExperimentConfig], store: Store, recompute: bool = Fa
     return results
 
 
+def _write_jsonl(rows: Iterable[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _import_jsonl(paths: Iterable[Path], present: Callable[[str], bool], save: Callable[[dict], None]) -> int:
+    """Save every JSON line whose "key" is not `present`; returns how many were added."""
+    added = 0
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            row = json.loads(line)
+            if not present(row["key"]):
+                save(row)
+                added += 1
+    return added
+
+
 def export_demo(results: list[dict], path: Path) -> None:
     """Write results (no masks) as JSON lines for shipping in assets/demo."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in results))
+    _write_jsonl(results, path)
 
 
 def import_demo(store: Store, paths: Iterable[Path] | None = None) -> int:
     """Load shipped demo results into `store` where it lacks them; returns how many were added."""
-    added = 0
-    for path in paths if paths is not None else sorted(DEMO_DIR.glob("sweep_*.jsonl")):
-        for line in Path(path).read_text().splitlines():
-            res = json.loads(line)
-            if not store.has(res["key"]):
-                store.save(res)
-                added += 1
-    return added
+    return _import_jsonl(paths if paths is not None else sorted(DEMO_DIR.glob("sweep_*.jsonl")),
+                         store.has, store.save)
 
 
 # ---- robustness grids: methods x sparsities x recipes, attacks stored per example -----------------
@@ -90,8 +100,9 @@ def attack_grid(task: str, methods: Iterable[str], sparsities: Iterable[float] =
                 run = ExperimentConfig.create(task=task, method=m, pattern=pattern if s else "unstructured",
                                               sparsity=float(s), **common)
                 cfg = AttackConfig(run, recipe, n, seed, query_budget).validate()
-                if cfg.key() not in seen:
-                    seen.add(cfg.key())
+                key = cfg.key()
+                if key not in seen:
+                    seen.add(key)
                     out.append(cfg)
     return out
 
@@ -112,17 +123,10 @@ def run_attack_grid(configs: list, store: Store, on_progress: Callable | None = 
 
 def export_demo_attacks(outcomes: list, path: Path) -> None:
     """Write finished attacks (summary and every example) as JSON lines for shipping in assets/demo."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(o.to_json()) + "\n" for o in outcomes))
+    _write_jsonl((o.to_json() for o in outcomes), path)
 
 
 def import_demo_attacks(store: Store, paths: Iterable[Path] | None = None) -> int:
     """Load shipped demo attacks (assets/demo/robustness_*.jsonl) where the store lacks them."""
-    added = 0
-    for path in paths if paths is not None else sorted(DEMO_DIR.glob("robustness_*.jsonl")):
-        for line in Path(path).read_text().splitlines():
-            att = json.loads(line)
-            if not store.attack_done(att["key"]):
-                store.save_attack(att)
-                added += 1
-    return added
+    return _import_jsonl(paths if paths is not None else sorted(DEMO_DIR.glob("robustness_*.jsonl")),
+                         store.attack_done, store.save_attack)
