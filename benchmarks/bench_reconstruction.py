@@ -7,7 +7,7 @@
     CR relative to LR (SparseGPT's own update) at 50% and 70%; paper: more than 90% lower;
 (b) the same on a held-out set of the same size, and test accuracy beside it (does it overfit?);
 (c) (b) again with self-generated calibration texts added to the reconstruction set;
-(d) clean accuracy and accuracy under attack (deepwordbug, glove-word-swap; `--n` test examples) of
+(d) clean accuracy and accuracy under attack (`--recipes`, default deepwordbug and glove-word-swap; `--n` test examples) of
     akrp vs sparsegpt vs wanda vs magnitude at 50-80%; paper: akrp keeps more robustness;
 (e) BR at 70% with more training epochs (how far the error falls with training length).
 Everything goes through a results store (artifacts/bench/reconstruction.sqlite): a rerun reuses
@@ -74,7 +74,7 @@ def epochs_table(store, task):
                 f"{task} at 70%: block-wise reconstruction vs training length")
 
 
-def robustness_table(store, task, n):
+def robustness_table(store, task, n, recipes=("deepwordbug", "glove-word-swap")):
     methods = ("magnitude", "wanda", "sparsegpt", "akrp")
     sparsities = (0.5, 0.6, 0.7, 0.8)
     prune_cfgs = [ExperimentConfig.create(task=task, method=m, sparsity=s, **CALIB) for m in methods
@@ -87,11 +87,11 @@ def robustness_table(store, task, n):
         print(f"[{done}/{total}] {cfg.recipe} {cfg.meta()['method']} {cfg.run.sparsity:g} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
-    attacks = attack_grid(task, methods, (0.0,) + sparsities, ("deepwordbug", "glove-word-swap"), n=n,
+    attacks = attack_grid(task, methods, (0.0,) + sparsities, tuple(recipes), n=n,
                           **CALIB)
     outs = {(o.config.recipe, o.config.meta()["method"], o.config.run.sparsity): o.summary
             for o in run_attack_grid(attacks, store, on_progress=progress)}
-    for recipe in ("deepwordbug", "glove-word-swap"):
+    for recipe in recipes:
         dense = outs[(recipe, "dense", 0.0)]
         rows = []
         for m in methods:
@@ -109,6 +109,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--self-generated", type=int, default=128)
     ap.add_argument("--n", type=int, default=100, help="attacked examples per model (part d)")
+    ap.add_argument("--recipes", nargs="+", default=["deepwordbug", "glove-word-swap"], help="attacks of part d")
     args = ap.parse_args()
     store = Store(OUT / "reconstruction.sqlite")
     for task in args.tasks:
@@ -117,7 +118,7 @@ def main() -> None:
         if "e" in args.parts:
             epochs_table(store, task)
         if "d" in args.parts:
-            robustness_table(store, task, args.n)
+            robustness_table(store, task, args.n, args.recipes)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,8 @@ def arch_of(model: nn.Module) -> Arch:
     family = getattr(model.config, "model_type", "")
     if family in ("xlm-roberta", "camembert"):
         family = "roberta"
+    if family == "prunescope-pruned-bert":  # structurally pruned BERT (pruning_core.structured)
+        family = "bert"
     if family not in FAMILIES:
         raise PrunescopeError(
             f"model type '{family}' is not supported; prunescope handles {', '.join(FAMILIES)} encoders")

@@ -52,6 +52,8 @@ class ExperimentConfig:
         from pruning_core import methods
 
         method = kw.get("method", cls.method)
+        if methods.get(method).structured:
+            kw.setdefault("pattern", "structured")
         full = asdict(methods.get(method).options(options or {}))
         return cls(options=tuple(sorted(full.items())), **kw).validate()
 
@@ -70,10 +72,22 @@ class ExperimentConfig:
         """Check every field without loading anything heavy; raise PrunescopeError on the first problem."""
         from pruning_core import data, masks, methods, models
 
-        pat = masks.parse_pattern(self.pattern)
-        masks.check_sparsity(self.sparsity, pat)
         method = methods.get(self.method)
-        method.check_pattern(pat, method.options(self.options_dict()))
+        if method.structured or self.pattern == "structured":
+            if not method.structured:
+                structured = ", ".join(n for n, m in methods.METHODS.items() if m.structured)
+                raise PrunescopeError(f"pattern 'structured' belongs to the structured methods ({structured}); "
+                                      f"'{self.method}' prunes single weights: use unstructured or N:M")
+            if self.pattern != "structured":
+                raise PrunescopeError(f"'{self.method}' removes whole units: its pattern is 'structured', "
+                                      f"not '{self.pattern}'")
+            if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
+                raise PrunescopeError(f"sparsity ({method.budget_meaning}) must be in [0, 1); got {self.sparsity}")
+            method.options(self.options_dict())
+        else:
+            pat = masks.parse_pattern(self.pattern)
+            masks.check_sparsity(self.sparsity, pat)
+            method.check_pattern(pat, method.options(self.options_dict()))
         if self.task not in data.SHIPPED and self.task not in data.HUB:
             data.load(self.task)  # a local file or folder: missing, unreadable or without text,label fails here
         for name, lo in (("calib_size", 1), ("seq_len", 4), ("seed", 0)):

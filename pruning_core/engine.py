@@ -82,6 +82,7 @@ class PruneResult:
     calib_examples: int
     calib_tokens: int
     timings: dict = field(default_factory=dict)
+    structure: dict | None = None  # structured methods: kept units, FLOPs and parameters (structured.run)
 
 
 class GramStats:
@@ -133,6 +134,10 @@ def prune(model: nn.Module, calib: CalibrationSet, method: str, sparsity: float,
     """
     arch = arch_of(model)
     meth = methods.get(method)
+    if meth.structured:
+        from pruning_core.errors import PrunescopeError
+
+        raise PrunescopeError(f"'{method}' is a structured method: run it through experiment.prune_copy")
     pat = masks_mod.parse_pattern(pattern)
     masks_mod.check_sparsity(sparsity, pat)
     opts = meth.options(options)

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pruning_core import calibration, data, engine, models
+from pruning_core import calibration, data, engine, methods, models
 from pruning_core.config import ExperimentConfig
 from pruning_core.evaluate import Evaluation, evaluate
 
@@ -54,6 +54,7 @@ class ExperimentResult:
             "layers": [{k: v for k, v in asdict(r).items()} for r in p.layers],
             "blocks": [asdict(b) for b in p.blocks],
             "histograms": self.histograms or {},
+            "structure": p.structure,
         }
 
 
@@ -115,7 +116,7 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     max_len = eval_max_length(cfg.task)
     stage(f"pruning with {cfg.method}")
     net, result = prune_copy(cfg, dense_net, tok, on_record)
-    hists = weight_histograms(dense_net, net)
+    hists = weight_histograms(dense_net, net) if result.structure is None else None  # same shapes only
     stage("evaluating the pruned model")
     t = time.perf_counter()
     pruned_eval, _ = evaluate(net, tok, split.texts, split.labels, max_len, dense=dense_out)
@@ -133,6 +134,10 @@ def prune_copy(cfg: ExperimentConfig, dense_net, tok, on_record: Callable | None
 
     calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
     held = calibration.heldout(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed, exclude=calib.texts)
+    if methods.get(cfg.method).structured:  # whole units removed: a smaller model comes back
+        from pruning_core.structured import run as structured_run
+
+        return structured_run.prune(cfg, dense_net, tok, calib, held, on_record)
     extra = None
     n_gen = cfg.options_dict().get("self_generated", 0)
     if n_gen:

@@ -29,6 +29,7 @@ class Method:
     # Statistics recollected group by group on the partly pruned block, with dense-output targets
     # (`targets` in prune_group: kind -> X^T (Y_dense - b)); see the engine.
     sequential: ClassVar[bool] = False
+    structured: ClassVar[bool] = False  # see StructuredMethod
 
     def options(self, values: dict[str, Any] | None = None):
         """Validate and freeze this method's knobs (unknown keys are an error)."""
@@ -76,4 +77,18 @@ class Method:
 
     def refine(self, arch, blocks, linears_and_masks, inputs, targets, attn, keeps, options) -> list[float]:
         """Train the window's unmasked weights towards `targets`; returns the loss per epoch."""
+        raise NotImplementedError
+
+
+class StructuredMethod(Method):
+    """A method that removes whole units (heads, FFN neurons, hidden channels) instead of single
+    weights. It works on the whole model at once, not through the layer-by-layer engine:
+    `prune_structured(ctx)` returns the unit keep-masks and leaves the (full-size) model with any
+    updated weights; `structured.run` then removes the units physically and measures the result.
+    The experiment's `sparsity` is the method's budget (see `budget_meaning`)."""
+
+    structured: ClassVar[bool] = True
+    budget_meaning: ClassVar[str] = "fraction of encoder FLOPs removed"
+
+    def prune_structured(self, ctx) -> Any:
         raise NotImplementedError

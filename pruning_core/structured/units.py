@@ -1,0 +1,63 @@
+"""Unit masks applied by hooks to a full BERT model: a head's context, an FFN neuron's activation,
+a hidden channel at every LayerNorm input and output. Float masks, so gradients w.r.t. them are the
+predictive importance that K-prune and Kwon et al. use; 0/1 masks reproduce the physically pruned
+model (`shrink.remove`) exactly."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from pruning_core.structured.structure import Structure
+
+
+@dataclass
+class UnitMasks:
+    heads: torch.Tensor  # float [layers, heads]
+    neurons: torch.Tensor  # float [layers, intermediate]
+    hidden: torch.Tensor | None = None  # float [hidden]; None = no hidden-channel masking
+
+    @classmethod
+    def of(cls, structure: Structure, device=None, grad: bool = False, hidden: bool = True) -> "UnitMasks":
+        def f(t):
+            return t.float().to(device).requires_grad_(grad)
+
+        return cls(f(structure.heads), f(structure.neurons),
+                   f(structure.hidden) if hidden and not structure.hidden.all() else None)
+
+
+@contextmanager
+def masked(model: nn.Module, masks: UnitMasks) -> Iterator[None]:
+    """Run `model` (a full BERT classifier) with the units scaled by `masks` inside this block."""
+    bert = model.bert
+    dh = model.config.hidden_size // model.config.num_attention_heads
+    handles = []
+
+    def scale_heads(i):
+        def hook(_mod, _inp, out):
+            ctx = out[0]
+            m = masks.heads[i].to(ctx.dtype).repeat_interleave(dh)
+            return (ctx * m,) + tuple(out[1:])
+        return hook
+
+    def scale_neurons(i):
+        return lambda _mod, _inp, out: out * masks.neurons[i].to(out.dtype)
+
+    for i, layer in enumerate(bert.encoder.layer):
+        handles.append(layer.attention.self.register_forward_hook(scale_heads(i)))
+        handles.append(layer.intermediate.register_forward_hook(scale_neurons(i)))
+    if masks.hidden is not None:
+        norms = [bert.embeddings.LayerNorm] + [n for layer in bert.encoder.layer
+                                               for n in (layer.attention.output.LayerNorm, layer.output.LayerNorm)]
+        for norm in norms:
+            handles.append(norm.register_forward_pre_hook(lambda _m, args: (args[0] * masks.hidden,)))
+            handles.append(norm.register_forward_hook(lambda _m, _i, out: out * masks.hidden))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
