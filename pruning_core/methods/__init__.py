@@ -5,12 +5,16 @@ from __future__ import annotations
 from pruning_core.errors import PrunescopeError
 from pruning_core.methods.akrp import AKRP
 from pruning_core.methods.base import Method
+from pruning_core.methods.kprune import KPrune
+from pruning_core.methods.kwon import Kwon
 from pruning_core.methods.magnitude import Magnitude
+from pruning_core.methods.pat import PAT
 from pruning_core.methods.reconstruction import Reconstruction
 from pruning_core.methods.sparsegpt import SparseGPT
 from pruning_core.methods.wanda import Wanda
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Magnitude, Wanda, SparseGPT, AKRP, Reconstruction)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Magnitude, Wanda, SparseGPT, AKRP, Reconstruction, KPrune, Kwon,
+                                                     PAT)}
 
 
 def get(name: str) -> Method:

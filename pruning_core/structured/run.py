@@ -16,23 +16,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from pruning_core import metrics
+from pruning_core import engine, metrics
 from pruning_core.calibration import CalibrationSet
-from pruning_core.engine import BlockRecord, PruneResult, _ErrorSum
 from pruning_core.profiling import PeakMemory
 from pruning_core.structured.shrink import check_supported, remove
-from pruning_core.structured.structure import Structure, average_length
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """One step of a structured method (a sub-layer searched, a training step...)."""
-
-    step: int
-    total: int
-    label: str
-    flops_kept: float | None = None  # fraction of dense encoder FLOPs the model has after this step
-    loss: float | None = None
+from pruning_core.structured.structure import StepRecord, Structure, average_length
 
 
 @dataclass
@@ -127,17 +115,17 @@ def prune(cfg, dense_net: nn.Module, tok, calib: CalibrationSet, heldout: Calibr
         dense_held, _, _ = hidden_states(dense_net, heldout)
         small_held, _, _ = hidden_states(small, heldout, structure.hidden)
     for i in range(len(dense_cal)):
-        err = _ErrorSum()
+        err = engine._ErrorSum()
         for d, p in zip(dense_cal[i], small_cal[i]):
             err.add(d, p)
         held = None
         if heldout is not None:
-            h = _ErrorSum()
+            h = engine._ErrorSum()
             for d, p in zip(dense_held[i], small_held[i]):
                 h.add(d, p)
             held = h.value
         kept = (structure.heads[i].float().mean() + structure.neurons[i].float().mean()) / 2
-        rec = BlockRecord(i, float(1 - kept), err.value, 0.0, held)
+        rec = engine.BlockRecord(i, float(1 - kept), err.value, 0.0, held)
         blocks.append(rec)
         emit(rec)
     cls = metrics.relative_error(dense_cls, small_cls)
@@ -148,7 +136,7 @@ def prune(cfg, dense_net: nn.Module, tok, calib: CalibrationSet, heldout: Calibr
         "params_dense": params_dense, "params": params, "seq_len": seq_len, "budget_meaning": meth.budget_meaning,
         "log": log,
     }
-    result = PruneResult(
+    result = engine.PruneResult(
         method=meth.name, sparsity=cfg.sparsity, pattern="structured", layers=[], blocks=blocks,
         masks=structure.masks(), achieved_sparsity=1 - params / params_dense,
         encoder_sparsity=1 - sum(p.numel() for p in small.bert.encoder.parameters())

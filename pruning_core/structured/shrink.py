@@ -54,6 +54,7 @@ def remove(model: nn.Module, structure: Structure) -> PrunedBertForSequenceClass
                               intermediate_sizes=structure.neurons.sum(1).tolist(),
                               kept_hidden_size=len(hid) if len(hid) < full else None, **cfg)
     config.architectures = [PrunedBertForSequenceClassification.__name__]
+    config._attn_implementation = getattr(src.config, "_attn_implementation", None) or "sdpa"
     out = PrunedBertForSequenceClassification(config).to(next(model.parameters()).dtype)
     h = hid if len(hid) < full else None
     sd = {}

@@ -84,6 +84,18 @@ class Structure:
                    masks["structure.hidden"][0].bool())
 
 
+@dataclass(frozen=True)
+class StepRecord:
+    """One step of a structured method (a sub-layer searched, a training step...)."""
+
+    step: int
+    total: int
+    label: str
+    flops_kept: float | None = None  # fraction of dense encoder FLOPs the model has after this step
+    loss: float | None = None
+
+
+
 def check_budget(budget: float) -> None:
     if not isinstance(budget, (int, float)) or not 0 <= budget < 1:
         raise PrunescopeError(f"the FLOPs reduction must be in [0, 1); got {budget}")

@@ -17,8 +17,11 @@ from pruning_core.structured.structure import Structure
 
 @dataclass
 class UnitMasks:
-    heads: torch.Tensor  # float [layers, heads]
-    neurons: torch.Tensor  # float [layers, intermediate]
+    """Float masks; `heads` and `neurons` may carry a leading batch dimension ([batch, layers, units]):
+    one mask per example, so one backward pass gives per-example gradients."""
+
+    heads: torch.Tensor  # float [layers, heads] or [batch, layers, heads]
+    neurons: torch.Tensor  # float [layers, intermediate] or [batch, layers, intermediate]
     hidden: torch.Tensor | None = None  # float [hidden]; None = no hidden-channel masking
 
     @classmethod
@@ -37,15 +40,18 @@ def masked(model: nn.Module, masks: UnitMasks) -> Iterator[None]:
     dh = model.config.hidden_size // model.config.num_attention_heads
     handles = []
 
+    def unit(m: torch.Tensor, i: int, width: int, dtype) -> torch.Tensor:
+        m = m[..., i, :].to(dtype).repeat_interleave(width, dim=-1)
+        return m[:, None] if m.dim() == 2 else m  # per-example masks broadcast over positions
+
     def scale_heads(i):
         def hook(_mod, _inp, out):
             ctx = out[0]
-            m = masks.heads[i].to(ctx.dtype).repeat_interleave(dh)
-            return (ctx * m,) + tuple(out[1:])
+            return (ctx * unit(masks.heads, i, dh, ctx.dtype),) + tuple(out[1:])
         return hook
 
     def scale_neurons(i):
-        return lambda _mod, _inp, out: out * masks.neurons[i].to(out.dtype)
+        return lambda _mod, _inp, out: out * unit(masks.neurons, i, 1, out.dtype)
 
     for i, layer in enumerate(bert.encoder.layer):
         handles.append(layer.attention.self.register_forward_hook(scale_heads(i)))
