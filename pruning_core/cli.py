@@ -1,4 +1,4 @@
-"""The `prunescope` command line: prune, eval, list, finetune, make-splits.
+"""The `prunescope` command line: prune, eval, list, finetune, make-splits, attack, export, speed.
 
 Bad input exits with status 2 and one line on stderr, never a traceback.
 """
@@ -87,6 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("--recompute", action="store_true", help="attack again even if the store has this attack")
     at.add_argument("--list", action="store_true", help="list the recipes and whether each can run here")
 
+    ex = sub.add_parser("export", help="write a stored run's pruned model as a transformers folder")
+    ex.add_argument("key", metavar="RUN_KEY", help="key of a stored run")
+    ex.add_argument("--out", default=None, metavar="DIR",
+                    help="folder under the export root (default: the run key)")
+    ex.add_argument("--root", type=Path, default=None,
+                    help="export root; DIR may not leave it (default: exports/ beside the results store)")
+    ex.add_argument("--force", action="store_true", help="replace the contents of a non-empty folder")
+    ex.add_argument("--device", default="cpu", help="where the run is pruned again: cpu | cuda | cuda:N")
+
+    sd = sub.add_parser("speed", help="measured latency and throughput of a stored run vs its dense model")
+    sd.add_argument("key", metavar="RUN_KEY", help="key of a stored run")
+    sd.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+    sd.add_argument("--repeats", type=int, default=20, help="timed passes per batch size (median)")
+    sd.add_argument("--seq-len", type=int, default=None,
+                    help="tokens per sequence (default: the task's average length where known, else 64)")
+    sd.add_argument("--recompute", action="store_true", help="measure again even if the store has numbers")
+    sd.add_argument("--json", type=Path, default=None, help="write the measurement as JSON here")
+
     sub.add_parser("setup-attacks", help="write the offline attack resources (stop words, WordNet copy)")
 
     sp = sub.add_parser("make-splits", help="write the fixed task splits to assets/splits (run once)")
@@ -99,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"prune": cmd_prune, "eval": cmd_eval, "list": cmd_list, "finetune": cmd_finetune,
-                "make-splits": cmd_make_splits, "attack": cmd_attack, "setup-attacks": cmd_setup_attacks}[args.command](args)
+                "make-splits": cmd_make_splits, "attack": cmd_attack, "setup-attacks": cmd_setup_attacks,
+                "export": cmd_export, "speed": cmd_speed}[args.command](args)
     except PrunescopeError as exc:
         print(f"prunescope: error: {exc}", file=sys.stderr)
         return 2
@@ -250,6 +269,65 @@ def cmd_attack(args) -> int:
           f" | avg queries {num(s['avg_queries'])} | {s['successful']} successful, {s['failed']} failed, "
           f"{s['skipped']} skipped")
     _write_json(args.json, out.to_json())
+    return 0
+
+
+def cmd_export(args) -> int:
+    from rich.console import Console
+
+    from pruning_core.export import export_run
+    from pruning_core.store import Store
+
+    store = Store()
+    con = Console(stderr=True)
+    folder = export_run(args.key, store, args.out, device=args.device, root=args.root, force=args.force,
+                        on_stage=lambda s: con.print(f"[dim]{s}...[/]"))
+    meta = json.loads((folder / "prunescope.json").read_text())
+    remote = ", trust_remote_code=True" if meta.get("structure") else ""
+    print(f"exported {meta['method']} {meta['pattern']} at {meta['sparsity']:g} (achieved sparsity "
+          f"{meta['achieved_sparsity']:.4f}, accuracy {meta['accuracy']:.4f}) to {folder}")
+    print(f"load with AutoModelForSequenceClassification.from_pretrained('{folder}'{remote})")
+    if "semi_structured" in meta:
+        print(f"note: {meta['semi_structured']['note']}")
+    return 0
+
+
+def cmd_speed(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from pruning_core.speed import measure_run
+    from pruning_core.store import Store
+
+    if args.repeats < 1:
+        raise PrunescopeError(f"--repeats must be at least 1; got {args.repeats}")
+    if args.seq_len is not None and args.seq_len < 2:
+        raise PrunescopeError(f"--seq-len must be at least 2; got {args.seq_len}")
+    _check_json_path(args.json)
+    store = Store()
+    con = Console(stderr=True)
+    out = measure_run(args.key, store, device=args.device, repeats=args.repeats, seq_len=args.seq_len,
+                      recompute=args.recompute, on_stage=lambda s: con.print(f"[dim]{s}...[/]"))
+    if out["stored"]:
+        con.print(f"[dim]stored measurement in {store.path} (use --recompute to measure again)[/]")
+    lat_b, thr_b = out["batch_sizes"]
+    table = Table(title=f"{out['method']} {out['pattern']} run {out['key']}: {out['device']}, "
+                        f"{out['threads']} threads, {out['seq_len']} tokens, median of {out['repeats']}")
+    for col in ("model", f"latency b={lat_b} (ms)", f"throughput b={thr_b} (seq/s)", "speed-up (latency)",
+                "speed-up (throughput)", "params", "non-zero params", "FLOPs / sequence", "sparsity"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in out["rows"]:
+        table.add_row(r["model"], f"{r['latency_ms']:.2f}", f"{r['throughput']:.1f}", f"{r['speedup']:.2f}x",
+                      f"{r['throughput_speedup']:.2f}x", f"{r['params']:,}", f"{r['nonzero_params']:,}",
+                      "n/a" if r["flops"] is None else f"{r['flops'] / 1e9:.3f} G",
+                      "n/a" if r["sparsity"] is None else f"{r['sparsity']:.4f}")
+    Console().print(table)
+    if out.get("semi_structured"):
+        print("the 2:4 linears ran as semi-structured sparse tensors (float16)")
+    elif out["pattern"] not in ("structured",):
+        print("note: zeros run on dense kernels here" + (f" ({out['semi_structured_note']})"
+                                                          if out.get("semi_structured_note") else ""))
+    _write_json(args.json, out)
     return 0
 
 

@@ -52,6 +52,17 @@ CREATE TABLE IF NOT EXISTS attack_examples (
     record TEXT NOT NULL,           -- original, perturbed, label, predictions, result type, queries
     PRIMARY KEY (key, idx)
 );
+CREATE TABLE IF NOT EXISTS speed (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+    created REAL NOT NULL,
+    device TEXT NOT NULL,           -- e.g. "cpu: Intel(R) Xeon(R) ..." or "cuda: NVIDIA H100 ..."
+    threads INTEGER NOT NULL,       -- torch.get_num_threads() while measuring
+    batch_sizes TEXT NOT NULL,      -- JSON list: [latency batch, throughput batch]
+    seq_len INTEGER NOT NULL,
+    result TEXT NOT NULL            -- speed.measure_run(): rows (dense, run) and settings
+);
+CREATE INDEX IF NOT EXISTS speed_key ON speed(key, created);
 """
 
 ATTACK_COLUMNS = ("key, created, model, task, method, pattern, sparsity, recipe, n, seed, complete, clean_accuracy, "
@@ -221,3 +232,34 @@ class Store:
     def delete_attack(self, key: str) -> bool:
         with closing(self._connect()) as con, con:
             return con.execute("DELETE FROM attacks WHERE key = ?", (key,)).rowcount > 0
+
+    # ---- speed: measured latency/throughput of a run vs its dense model (re-measured only when asked) ----
+
+    def save_speed(self, key: str, measurement: dict) -> int:
+        """Store one measurement ({device, threads, batch_sizes, seq_len, rows, ...}); returns its id."""
+        with closing(self._connect()) as con, con:
+            cur = con.execute(
+                "INSERT INTO speed (key, created, device, threads, batch_sizes, seq_len, result) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (key, time.time(), measurement["device"], int(measurement["threads"]),
+                 json.dumps(list(measurement["batch_sizes"])), int(measurement["seq_len"]), json.dumps(measurement)))
+            return int(cur.lastrowid)
+
+    def load_speed(self, key: str, device: str | None = None, threads: int | None = None,
+                   seq_len: int | None = None) -> dict | None:
+        """The newest measurement of run `key` (optionally on this device string, thread count and
+        length) with `created` added, or None."""
+        rows = self.speeds(key, device=device, threads=threads, seq_len=seq_len)
+        return rows[0] if rows else None
+
+    def speeds(self, key: str, device: str | None = None, threads: int | None = None,
+               seq_len: int | None = None) -> list[dict]:
+        """Every measurement of run `key`, newest first."""
+        q, params = "SELECT created, result FROM speed WHERE key = ?", [key]
+        for col, v in (("device", device), ("threads", threads), ("seq_len", seq_len)):
+            if v is not None:
+                q += f" AND {col} = ?"
+                params.append(v)
+        with closing(self._connect()) as con:
+            rows = con.execute(q + " ORDER BY created DESC, id DESC", params).fetchall()
+        return [json.loads(r) | {"created": c} for c, r in rows]

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from pruning_core.errors import PrunescopeError
 from pruning_core.methods.base import StructuredMethod
 from pruning_core.structured.structure import StepRecord, Structure, head_flops, neuron_flops
-from pruning_core.structured.units import UnitMasks, masked
+from pruning_core.structured.units import UnitMasks, dense_targets, masked, sublayer
 
 
 @dataclass(frozen=True)
@@ -48,37 +48,6 @@ class KPruneOptions:
     def check(self) -> None:
         if self.lam < 0 or self.mu <= 0 or self.temperature <= 0 or self.damping < 0:
             raise PrunescopeError("kprune needs lam >= 0, mu > 0, temperature > 0, damping >= 0")
-
-
-def _sublayer(layer, kind: str):
-    """(module whose forward(hidden_states, input_tensor) adds the residual, its output projection)."""
-    if kind == "attn":
-        return layer.attention.output, layer.attention.output.dense
-    return layer.output, layer.output.dense
-
-
-def dense_targets(model, batches) -> dict:
-    """The dense model's LayerNorm inputs (sub-layer output + residual) on real tokens, per sub-layer
-    and batch, and its logits per batch."""
-    out = {"logits": []}
-    layers = model.bert.encoder.layer
-    handles = []
-    for i, layer in enumerate(layers):
-        for kind in ("attn", "ffn"):
-            out[(i, kind)] = []
-            norm = _sublayer(layer, kind)[0].LayerNorm
-            handles.append(norm.register_forward_pre_hook(
-                lambda _m, args, key=(i, kind): out[key].append(args[0][out["keep"]].detach())))
-    try:
-        with torch.no_grad():
-            for ids, mask, _ in batches:
-                out["keep"] = mask.bool()
-                out["logits"].append(model(input_ids=ids, attention_mask=mask).logits.detach())
-    finally:
-        for h in handles:
-            h.remove()
-        out.pop("keep", None)
-    return out
 
 
 def measure_knowledge(model, masks: UnitMasks, batches, dense_logits, temperature: float):
@@ -150,7 +119,7 @@ def select(scores: list[torch.Tensor], flops: list[float], undecided: list[tuple
 def tune_output(model, masks: UnitMasks, layer: int, kind: str, batches, targets, damping: float) -> tuple[float, float]:
     """Refit the output projection of sub-layer (layer, kind) by ridge least squares towards the dense
     LayerNorm input; returns the relative error before and after."""
-    block, proj = _sublayer(model.bert.encoder.layer[layer], kind)
+    block, proj = sublayer(model.bert.encoder.layer[layer], kind)
     keep = (masks.heads[layer].bool().repeat_interleave(proj.in_features // masks.heads.shape[-1])
             if kind == "attn" else masks.neurons[layer].bool())
     cols = keep.nonzero().flatten()

@@ -67,3 +67,35 @@ def masked(model: nn.Module, masks: UnitMasks) -> Iterator[None]:
     finally:
         for h in handles:
             h.remove()
+
+
+def sublayer(layer, kind: str):
+    """(module whose forward(hidden_states, input_tensor) adds the residual, its output projection) of
+    the attention ('attn' or 'heads') or FFN ('ffn' or 'neurons') sub-layer of a BERT layer."""
+    if kind in ("attn", "heads"):
+        return layer.attention.output, layer.attention.output.dense
+    return layer.output, layer.output.dense
+
+
+def dense_targets(model: nn.Module, batches, kinds: tuple[str, str] = ("attn", "ffn")) -> dict:
+    """The model's LayerNorm inputs (sub-layer output + residual) on real tokens, keyed (layer, kind)
+    with `kinds` naming the attention and FFN sub-layers, one tensor per batch; and under "logits" its
+    logits per batch. `batches` yields (input_ids, attention_mask, labels)."""
+    out: dict = {"logits": []}
+    state = {}
+    handles = []
+    for i, layer in enumerate(model.bert.encoder.layer):
+        for kind in kinds:
+            out[(i, kind)] = []
+            norm = sublayer(layer, kind)[0].LayerNorm
+            handles.append(norm.register_forward_pre_hook(
+                lambda _m, args, key=(i, kind): out[key].append(args[0][state["keep"]].detach())))
+    try:
+        with torch.no_grad():
+            for ids, mask, _ in batches:
+                state["keep"] = mask.bool()
+                out["logits"].append(model(input_ids=ids, attention_mask=mask).logits.detach())
+    finally:
+        for h in handles:
+            h.remove()
+    return out
