@@ -91,6 +91,23 @@ def test_flops_equal_a_counted_forward_pass(hidden):
         assert st.flops(17) == counted
 
 
+def test_flops_equal_a_hand_count():
+    """d = 8, 2 heads of 4, FFN 6, s = 3 tokens, counted by hand (2 FLOPs per multiply-add):
+    a head's Q, K, V 3 x 2*3*8*4 = 576, scores 2*3*3*4 = 72, context 72, output share 2*3*4*8 = 192 -> 912;
+    a neuron's input row 2*3*8 = 48 and output column 48 -> 96. Keeping 1 + 2 heads, 6 + 3 neurons:
+    3 * 912 + 9 * 96 = 3600; with 6 of 8 hidden channels: heads 3 * (576 * 6/8 + 144 + 192 * 6/8) = 2160
+    and neurons 9 * 72 = 648."""
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(num_hidden_layers=2, num_attention_heads=2, intermediate_size=6, hidden_size=8)
+    full = Structure.full(cfg)
+    assert full.flops(3) == 2 * (2 * 912 + 6 * 96)
+    st = full.replace(heads=torch.tensor([[True, False], [True, True]]),
+                      neurons=torch.tensor([[True] * 6, [True] * 3 + [False] * 3]))
+    assert st.flops(3) == 3600
+    assert st.replace(hidden=torch.arange(8) < 6).flops(3) == 2160 + 648
+
+
 def test_structured_pattern_is_checked():
     from pruning_core.config import ExperimentConfig
 
