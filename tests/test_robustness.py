@@ -76,16 +76,34 @@ def test_attack_keys(local_task):
     # every method at sparsity 0 is the same dense model: one attack, one key
     assert _cfg(local_task, method="wanda").key() == base.key()
     assert _cfg(local_task, method="wanda", sparsity=0.5).key() != base.key()
-    for change in ({"recipe": "pruthi"}, {"n": 7}, {"seed": 1}, {"query_budget": 50}):
+    for change in ({"recipe": "pruthi"}, {"n": 7}, {"seed": 1}, {"query_budget": 50}, {"visible_only": True}):
         assert base.with_(**change).key() != base.key()
     # the pruned model does not depend on the evaluation subset; the dense one does on the task file
     pruned = _cfg(local_task, method="wanda", sparsity=0.5)
     assert pruned.with_(run=pruned.run.with_(eval_size=5)).key() == pruned.key()
     again = AttackConfig.from_dict(json.loads(json.dumps(base.to_dict())))
     assert again.key() == base.key()
-    for bad in ({"n": 0}, {"seed": -1}, {"query_budget": 0}, {"recipe": "nope"}):
+    assert AttackConfig.from_dict(json.loads(json.dumps(base.with_(visible_only=True).to_dict()))).visible_only
+    for bad in ({"n": 0}, {"seed": -1}, {"query_budget": 0}, {"recipe": "nope"}, {"visible_only": 1}):
         with pytest.raises(PrunescopeError):
             base.with_(**bad).validate()
+
+
+def test_visible_text_is_what_the_model_reads(tokenizer):
+    """The cut text's tokens are a prefix of the truncated full text's, with no word split, and as many
+    whole words as fit; a text the model reads entirely comes back unchanged."""
+    from pruning_core.robustness.attack import visible_text
+
+    text = " ".join(TEXTS * 6)
+    for length in (8, 13, 32, 64):
+        cut = visible_text(tokenizer, text, length)
+        full = tokenizer(text, truncation=True, max_length=length)["input_ids"]
+        mine = tokenizer(cut)["input_ids"]
+        assert len(mine) <= length and mine[:-1] == full[:len(mine) - 1]
+        assert text.startswith(cut) and text[len(cut)] == " "  # whole words only
+        one_more = text[:text.index(" ", len(cut) + 1)]  # the next whole word no longer fits
+        assert len(tokenizer(one_more)["input_ids"]) > length
+    assert visible_text(tokenizer, TEXTS[0], 128) == TEXTS[0]
 
 
 # ---------------------------------------------------------------------------------- end to end

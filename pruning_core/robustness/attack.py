@@ -42,16 +42,21 @@ class AttackConfig:
     n: int = DEFAULT_N
     seed: int = 0
     query_budget: int | None = None  # model queries per example; None = no limit
+    # attack only the words the model reads (the text cut where its tokens reach the task's maximum
+    # length): for long documents (BBC News articles run to ~400 words, the model reads ~100) this saves
+    # the queries spent ranking words the model never sees; see `visible_text`
+    visible_only: bool = False
 
     @classmethod
     def create(cls, run: ExperimentConfig | None = None, recipe: str = "deepwordbug", n: int = DEFAULT_N,
-               seed: int = 0, query_budget: int | None = None, **run_kw) -> "AttackConfig":
+               seed: int = 0, query_budget: int | None = None, visible_only: bool = False,
+               **run_kw) -> "AttackConfig":
         """Build and validate; without `run`, the prune config is made from `run_kw` (sparsity 0 = dense)."""
         if run is None:
             run_kw.setdefault("sparsity", 0.0)
             run_kw.setdefault("method", "magnitude")
             run = ExperimentConfig.create(**run_kw)
-        return cls(run, recipe, n, seed, query_budget).validate()
+        return cls(run, recipe, n, seed, query_budget, visible_only).validate()
 
     @property
     def dense(self) -> bool:
@@ -65,6 +70,8 @@ class AttackConfig:
             raise PrunescopeError(f"seed must be an integer >= 0; got {self.seed}")
         if self.query_budget is not None and (not isinstance(self.query_budget, int) or self.query_budget < 1):
             raise PrunescopeError(f"query budget must be a positive integer or None; got {self.query_budget}")
+        if not isinstance(self.visible_only, bool):
+            raise PrunescopeError(f"visible_only must be true or false; got {self.visible_only!r}")
         self.run.validate()
         return self
 
@@ -88,6 +95,8 @@ class AttackConfig:
         d = {"target": self.target_key(), "recipe": self.recipe, "version": recipes.get(self.recipe).version,
              "n": self.n, "seed": self.seed, "query_budget": self.query_budget,
              "max_length": eval_max_length(self.run.task)}
+        if self.visible_only:  # absent when off, so the keys of earlier attacks stay valid
+            d["visible_only"] = True
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def meta(self) -> dict:
@@ -105,7 +114,8 @@ class AttackConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "AttackConfig":
-        return cls(ExperimentConfig.from_dict(d["run"]), d["recipe"], d["n"], d["seed"], d.get("query_budget"))
+        return cls(ExperimentConfig.from_dict(d["run"]), d["recipe"], d["n"], d["seed"], d.get("query_budget"),
+                   bool(d.get("visible_only", False)))
 
     def with_(self, **kw) -> "AttackConfig":
         return replace(self, **kw)
@@ -242,6 +252,27 @@ def _seed_example(seed: int, idx: int) -> None:
 
 # ---------------------------------------------------------------------------------- the runner
 
+def visible_text(tokenizer, text: str, max_length: int) -> str:
+    """`text` cut after the last whole word whose tokens fit in `max_length` (special tokens counted):
+    the part of the text a classifier that truncates at `max_length` reads. Its tokens are a prefix of
+    the full text's tokens. Deviation from attacking the whole text: a word deleted or split by the
+    attack can no longer pull unseen words into view."""
+    # one token more than the model reads tells whether the last word read is cut in two
+    enc = tokenizer(text, truncation=True, max_length=max_length + 1, return_offsets_mapping=True)
+    offsets, words = enc["offset_mapping"], enc.word_ids()
+    read = [i for i in range(min(len(words), max_length - 1)) if words[i] is not None]
+    nxt = max_length - 1 if max_length - 1 < len(words) and words[max_length - 1] is not None else None
+    if not read or nxt is None:
+        return text  # the model reads all of it
+    last = words[read[-1]]
+    if words[nxt] == last:  # drop the word whose last pieces fall outside
+        keep = [i for i in read if words[i] != last]
+        if not keep:
+            return text
+        return text[:offsets[keep[-1]][1]].rstrip()
+    return text[:offsets[read[-1]][1]].rstrip()
+
+
 def run_attack(cfg: AttackConfig, store=None, on_example: Callable[[int, int, dict], None] | None = None,
                on_stage: Callable[[str], None] | None = None, recompute: bool = False) -> AttackOutcome:
     """Attack `cfg.n` seeded test examples; reads finished examples from `store` and saves each new one.
@@ -279,6 +310,8 @@ def run_attack(cfg: AttackConfig, store=None, on_example: Callable[[int, int, di
     for idx, (text, label) in enumerate(zip(split.texts, split.labels)):
         rec = done.get(idx)
         if rec is None:
+            if cfg.visible_only:
+                text = visible_text(tok, text, eval_max_length(cfg.run.task))
             _seed_example(cfg.seed, idx)
             t = time.perf_counter()
             result = attack.attack(text, int(label))
