@@ -107,7 +107,7 @@ HIST_HELP = "distribution of the weights; pruned weights (exact zeros) are left 
 TOY_HELP = "output error ||WXᵀ - W'Xᵀ||² / ||WXᵀ||² of the pruned toy matrix on its inputs"
 DEPTH_HELP = "cumulative error ||Y_dense - Y_pruned||² / ||Y_dense||² after each layer of the toy stack"
 METHOD_COLORS = {"magnitude": "#4C78A8", "wanda": "#F58518", "sparsegpt": "#54A24B", "akrp": "#B279A2",
-                 "reconstruction": "#E45756"}
+                 "reconstruction": "#E45756", "kprune": "#17BECF", "kwon": "#BCBD22", "pat": "#843C39"}
 OTHER_COLORS = ("#9D755D", "#72B7B2", "#FF9DA6", "#BAB0AC", "#EECA3B")  # methods not in METHOD_COLORS
 DENSE_COLOR = "#7f7f7f"
 PATTERN_SYMBOLS = {"unstructured": "circle", "2:4": "diamond", "4:8": "square"}
@@ -489,3 +489,226 @@ def adversarial_example_html(rec: dict, label_names: Iterable[str] = ()) -> str:
         pred = f"prediction: {before}, already wrong; not attacked"
     return (f'<div style="font-size:0.95em">{head}{"".join(rows)}'
             f'<div style="color:#444;font-size:0.9em">{pred}</div></div>')
+
+
+# ---- structured pruning: kept units, FLOPs, speed ---------------------------------------------------
+
+HEAD_HELP = "an attention head of the layer: kept (its Q/K/V/output slices stay) or pruned (removed from the model)"
+NEURON_HELP = "an FFN neuron (a row of the FFN input and a column of the FFN output projection): kept or removed"
+HIDDEN_HELP = ("a hidden channel: one coordinate of the residual stream, removed from every layer at once "
+               "(embeddings, attention, FFN, LayerNorms)")
+FLOPS_HELP = ("FLOPs removed: 1 - FLOPs of the pruned encoder / FLOPs of the dense encoder, matrix multiplications "
+              "at the calibration texts' average length")
+STEP_LOSS_HELP = "training loss of the step's batch: task cross-entropy + identity loss of the adapters"
+
+
+def is_structured(res: dict) -> bool:
+    """Whether a stored run removed whole units (it carries a `structure` record)."""
+    return bool(res.get("structure"))
+
+
+def flops_reduction(res: dict) -> float | None:
+    """A structured run's achieved FLOPs reduction (the stored `flops_reduction`, else 1 - flops / flops_dense);
+    None for unstructured runs."""
+    s = res.get("structure")
+    if not s:
+        return None
+    if s.get("flops_reduction") is not None:
+        return float(s["flops_reduction"])
+    return 1 - s["flops"] / s["flops_dense"]
+
+
+def intermediate_size(structure: dict) -> int:
+    """FFN width of the dense model, recovered from the stored dense parameter count (the structure record
+    stores kept neurons per layer, not the width): params = L H (4 d d_h + 3 d_h) + L F (2 d + 1) + 2 L d."""
+    layers, heads = len(structure["heads"]), len(structure["heads"][0])
+    d, dh = structure["hidden_size"], structure["head_dim"]
+    rest = structure["params_dense"] - 2 * layers * d - layers * heads * (4 * d * dh + 3 * dh)
+    return round(rest / (layers * (2 * d + 1)))
+
+
+def _keep_grid(z: np.ndarray, ys: list[str], title: str, x_title: str, help_: str, gaps: bool) -> go.Figure:
+    z = np.asarray(z, dtype=np.float64)
+    state = np.where(z > 0, "kept", "pruned")
+    fig = go.Figure(go.Heatmap(z=z, x=np.arange(z.shape[1]), y=ys, zmin=0, zmax=1, colorscale=KEEP_SCALE,
+                               showscale=False, customdata=state, xgap=1 if gaps else 0, ygap=1 if gaps else 2,
+                               hovertemplate=f"%{{y}}, {x_title} %{{x}}: %{{customdata}}<extra>{help_}</extra>"))
+    fig.update_layout(title=title, xaxis_title=x_title, margin=dict(t=50, b=30))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def head_grid(structure: dict) -> go.Figure:
+    """Layer x head keep grid of a structured run (1 = kept, 0 = pruned), from the stored `structure.heads`."""
+    z = np.asarray(structure["heads"], dtype=np.float64)
+    fig = _keep_grid(z, [f"layer {i}" for i in range(z.shape[0])],
+                     f"Attention heads kept: {int(z.sum())} of {z.size}", "head", HEAD_HELP, gaps=True)
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
+def neuron_map(mask) -> go.Figure:
+    """Layer x FFN-neuron keep map from the stored `structure.neurons` mask [layers, neurons]."""
+    z = _mask_array(mask)
+    fig = _keep_grid(z, [f"layer {i}" for i in range(z.shape[0])],
+                     f"FFN neurons kept: {int(z.sum()):,} of {z.size:,} (layers × neurons)", "neuron", NEURON_HELP,
+                     gaps=False)
+    fig.update_layout(height=120 + 32 * z.shape[0])
+    return fig
+
+
+def hidden_strip(mask) -> go.Figure:
+    """The 1 x hidden keep strip of the hidden channels (PAT), from `structure.hidden` ([1, hidden] or [hidden])."""
+    z = _array(mask).astype(np.float64).reshape(1, -1)
+    fig = _keep_grid(z, ["hidden"], f"Hidden channels kept: {int(z.sum())} of {z.size}", "channel", HIDDEN_HELP,
+                     gaps=False)
+    fig.update_layout(height=220)
+    fig.update_yaxes(showticklabels=False)
+    return fig
+
+
+def kept_per_layer_bars(structure: dict) -> go.Figure:
+    """Fraction of attention heads and of FFN neurons kept in each layer (counts in the hover)."""
+    heads = np.asarray(structure["heads"], dtype=np.float64)
+    width = intermediate_size(structure)
+    xs = [f"layer {i}" for i in range(heads.shape[0])]
+    fig = go.Figure()
+    fig.add_bar(x=xs, y=heads.mean(1), name="attention heads", marker_color=KIND_COLORS["q"],
+                customdata=np.stack([heads.sum(1), np.full(len(xs), heads.shape[1])], 1),
+                hovertemplate="%{x}: %{customdata[0]:.0f} of %{customdata[1]:.0f} heads kept<extra></extra>")
+    kept = np.asarray(structure["neurons_kept"], dtype=np.float64)
+    fig.add_bar(x=xs, y=kept / width, name="FFN neurons", marker_color=KIND_COLORS["ffn_in"],
+                customdata=np.stack([kept, np.full(len(xs), width)], 1),
+                hovertemplate="%{x}: %{customdata[0]:,.0f} of %{customdata[1]:,.0f} neurons kept<extra></extra>")
+    fig.update_layout(barmode="group", title="Kept per layer", yaxis_title="fraction kept", legend_title="unit",
+                      margin=dict(t=50, b=30))
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return fig
+
+
+def training_loss_line(rows: Iterable[dict], title: str = "Training loss per step") -> go.Figure:
+    """Loss against step from rows with `step` and `loss` (PAT's StepRecords or its stored log); where the rows
+    carry `channels_at_zero`, that count on a second axis."""
+    rows = [r for r in rows if r.get("step") is not None and r.get("loss") is not None]
+    zeros = [r.get("channels_at_zero") for r in rows]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(x=[r["step"] for r in rows], y=[r["loss"] for r in rows], mode="lines+markers", name="loss",
+                    line=dict(color=CALIB_COLOR),
+                    hovertemplate=f"step %{{x}}: loss %{{y:.4g}}<extra>{STEP_LOSS_HELP}</extra>")
+    if rows and all(z is not None for z in zeros):
+        fig.add_scatter(x=[r["step"] for r in rows], y=zeros, mode="lines", name="channels at 0",
+                        line=dict(color=HELDOUT_COLOR, dash="dot"), secondary_y=True,
+                        hovertemplate="step %{x}: %{y} channels with mask 0<extra></extra>")
+        fig.update_yaxes(title_text="channels at 0", secondary_y=True, rangemode="tozero", tickformat="d",
+                         showgrid=False)
+    fig.update_layout(title=title, xaxis_title="step", margin=dict(t=50, b=30))
+    fig.update_yaxes(title_text="loss", secondary_y=False)
+    return fig
+
+
+def log_tables(log: Iterable[dict]) -> list[list[dict]]:
+    """A method's step log split into tables: runs of consecutive entries with the same fields (Kwon: the
+    search, then one row per layer; PAT: one row per logged step, then its summary)."""
+    tables: list[list[dict]] = []
+    for entry in log:
+        if tables and set(tables[-1][-1]) == set(entry):
+            tables[-1].append(entry)
+        else:
+            tables.append([entry])
+    return tables
+
+
+def _flops_value(r: dict, measure: str) -> float:
+    return r["blocks"][-1]["cumulative_error"] if measure == "final_cumulative_error" else r[measure]
+
+
+def flops_curves(results: Iterable[dict], measure: str = "accuracy", title: str = "Accuracy vs FLOPs removed",
+                 y_title: str = "clean accuracy") -> go.Figure:
+    """One line per structured method of `measure` against the achieved FLOPs reduction (from each run's stored
+    `structure`); unstructured runs are left out. Colour = method (METHOD_COLORS)."""
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        if is_structured(r):
+            groups.setdefault(r["config"]["method"], []).append(r)
+    colors = method_colors(groups)
+    fig = go.Figure()
+    for method, rows in sorted(groups.items()):
+        rows = sorted(rows, key=flops_reduction)
+        color = colors[method]
+        fig.add_scatter(x=[flops_reduction(r) for r in rows], y=[_flops_value(r, measure) for r in rows],
+                        mode="lines+markers", name=method, line=dict(color=color), marker=dict(color=color, size=8),
+                        customdata=[[r["config"]["sparsity"], r["structure"].get("budget_meaning", ""),
+                                     r["structure"]["params"] / r["structure"]["params_dense"]] for r in rows],
+                        hovertemplate=f"{method}<br>FLOPs removed %{{x:.3f}}<br>{y_title} %{{y:.4g}}<br>budget "
+                                      "%{customdata[0]:g} (%{customdata[1]})<br>encoder parameters kept "
+                                      f"%{{customdata[2]:.1%}}<extra>{FLOPS_HELP}</extra>")
+    flat = [r for rows in groups.values() for r in rows]
+    if measure == "accuracy" and flat:
+        fig.add_hline(y=flat[0]["dense_accuracy"], line_dash="dot", line_color="gray",
+                      annotation_text="dense", annotation_position="bottom left")
+    fig.update_layout(title=title, xaxis_title="FLOPs removed (achieved)", yaxis_title=y_title,
+                      legend_title="method", margin=dict(t=50, b=30))
+    fig.update_xaxes(tickformat=".0%")
+    return fig
+
+
+SPEED_PANELS = (("weights removed", "fraction of weights that are zero or removed"),
+                ("FLOPs executed<br>(× dense)", "multiply-adds the kernels actually run, relative to the dense model"),
+                ("latency (ms)<br>batch {b0}", "median time of one forward pass; lower is faster"),
+                ("throughput (seq/s)<br>batch {b1}", "sequences per second at the larger batch; higher is faster"))
+
+
+def speed_values(measurement: dict, record: dict) -> dict[str, tuple[float | None, float | None]]:
+    """(dense, pruned) per panel of `speed_bars`: achieved sparsity, FLOPs executed relative to dense
+    (structured: the smaller model's count; unstructured and N:M zeros run on dense kernels: 1, None where
+    semi-structured kernels ran), latency (ms) and throughput (sequences/s)."""
+    dense, run = measurement["rows"][0], measurement["rows"][1]
+    if dense.get("flops") and run.get("flops") is not None:
+        flops = run["flops"] / dense["flops"]
+    else:
+        flops = None if measurement.get("semi_structured") else 1.0
+    sparsity = run.get("sparsity")
+    if sparsity is None:
+        sparsity = record.get("achieved_sparsity")
+    return {"sparsity": (0.0, sparsity), "flops": (1.0, flops), "latency": (dense["latency_ms"], run["latency_ms"]),
+            "throughput": (dense["throughput"], run["throughput"])}
+
+
+def speed_bars(measurement: dict, record: dict) -> go.Figure:
+    """Dense vs pruned side by side: weights removed, FLOPs executed, latency and throughput, from a
+    `speed.measure_run` measurement and the run's record. Dense is gray, the pruned model its method's colour."""
+    values = speed_values(measurement, record)
+    b0, b1 = measurement["batch_sizes"]
+    method = record["config"]["method"]
+    color = method_colors([method])[method]
+    titles = [t.format(b0=b0, b1=b1) for t, _ in SPEED_PANELS]
+    fig = make_subplots(rows=1, cols=4, subplot_titles=titles, horizontal_spacing=0.07)
+    fmts = (".3f", ".3f", ".1f", ".0f")
+    for i, ((name, (d, p)), (_, help_), fmt) in enumerate(zip(values.items(), SPEED_PANELS, fmts), start=1):
+        fig.add_bar(x=["dense", method], y=[d, p], marker_color=[DENSE_COLOR, color], showlegend=False,
+                    name=titles[i - 1], text=[None if v is None else format(v, fmt) for v in (d, p)],
+                    textposition="auto", row=1, col=i,
+                    hovertemplate=f"%{{x}}: %{{y:{fmt}}}<extra>{help_}</extra>")
+    fig.update_layout(title=f"Sparsity is not speed: dense vs {method}, measured on {measurement['device']} "
+                            f"({measurement['threads']} threads, {measurement['seq_len']} tokens)",
+                      margin=dict(t=100, b=30), height=380)
+    return fig
+
+
+def speed_caption(measurement: dict, record: dict) -> str:
+    """One sentence on what the measurement shows: speed follows removed FLOPs, not zeros."""
+    v = speed_values(measurement, record)
+    (d_lat, p_lat), (d_thr, p_thr) = v["latency"], v["throughput"]
+    sparsity = v["sparsity"][1] or 0.0
+    speed = f"speed-up ×{d_lat / p_lat:.2f} in latency, ×{p_thr / d_thr:.2f} in throughput"
+    if is_structured(record):
+        return (f"**Sparsity is not speed.** This model is physically smaller: {flops_reduction(record):.0%} of the "
+                f"FLOPs removed and {sparsity:.0%} of the encoder weights, so it runs on smaller dense matrices "
+                f"({speed}).")
+    if measurement.get("semi_structured"):
+        return (f"**Sparsity is not speed.** {sparsity:.0%} of the weights are zero in a 2:4 pattern, run here on "
+                f"semi-structured sparse kernels ({speed}).")
+    return (f"**Sparsity is not speed.** {sparsity:.0%} of the weights are zero, but the zeros are still stored and "
+            f"multiplied by dense kernels, so the model does the same work ({speed}, i.e. within measurement "
+            "noise). Removing whole heads, neurons or channels (kprune, kwon, pat) makes the matrices smaller, and "
+            "that is what runs faster.")

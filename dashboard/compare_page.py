@@ -7,8 +7,21 @@ import streamlit as st
 from dashboard import charts
 from dashboard.common import demo_attacks_imported, demo_imported, get_store, load_attack_row, load_mask, load_run
 from pruning_core import PrunescopeError, data, methods
+from pruning_core.config import ExperimentConfig
 from pruning_core.masks import PATTERNS
 from pruning_core.sweep import SPARSITIES, grid, run_grid
+
+
+def compare_grid(task: str, chosen: list[str], patterns: list[str], sparsities: list[float],
+                 **common) -> list[ExperimentConfig]:
+    """The grid's configs: unstructured methods x patterns x sparsities (sweep.grid), then each structured
+    method (pattern 'structured') at every sparsity, read as its budget. sweep.grid gives every method the
+    patterns it is given, which the structured methods refuse, so they are built here."""
+    flat = [m for m in chosen if not methods.METHODS[m].structured]
+    units = [m for m in chosen if methods.METHODS[m].structured]
+    return grid(task, flat, patterns, sparsities, **common) + [
+        ExperimentConfig.create(task=task, method=m, sparsity=float(s), **common) for m in units for s in sparsities]
+
 
 st.title("Compare methods")
 DEFAULT_METHODS = [m for m in ("magnitude", "wanda", "sparsegpt") if m in methods.METHODS]
@@ -20,16 +33,20 @@ with st.sidebar:
     chosen = st.multiselect("Methods", list(methods.METHODS), default=DEFAULT_METHODS, key="cmp_methods",
                             help="; ".join(f"{n}: {c.paper}" for n, c in methods.METHODS.items())
                                  + ". Each runs with its default options (reconstruction: sparsegpt masks, BR, "
-                                   "10 epochs: much slower than the one-shot methods)")
-    patterns = st.multiselect("Patterns", PATTERNS, default=list(PATTERNS), key="cmp_patterns")
-    sparsities = st.multiselect("Sparsities", SPARSITIES, default=list(SPARSITIES), key="cmp_sparsities")
+                                   "10 epochs: much slower than the one-shot methods; pat: 300 training steps, "
+                                   "minutes per run on a CPU)")
+    patterns = st.multiselect("Patterns", PATTERNS, default=list(PATTERNS), key="cmp_patterns",
+                              help="for the unstructured methods; kprune, kwon and pat remove whole units")
+    sparsities = st.multiselect("Sparsities", SPARSITIES, default=list(SPARSITIES), key="cmp_sparsities",
+                                help="structured methods read it as their budget: the fraction of encoder FLOPs "
+                                     "removed (kprune, kwon) or of hidden channels removed (pat)")
     calib_size = st.number_input("Calibration examples", 1, 4096, 128, key="cmp_calib")
     seq_len = st.number_input("Calibration sequence length", 8, 512, 64, key="cmp_seq")
     recompute = st.button("Recompute all", key="cmp_recompute",
                           help="prune every run of the grid again, even the stored ones")
 
 try:
-    configs = grid(task, chosen, patterns, sparsities, calib_size=int(calib_size), seq_len=int(seq_len))
+    configs = compare_grid(task, chosen, patterns, sparsities, calib_size=int(calib_size), seq_len=int(seq_len))
 except PrunescopeError as exc:
     st.error(str(exc))
     st.stop()
@@ -95,17 +112,32 @@ def robustness_section() -> None:
     st.page_link("robustness_page.py", label="More measures and the adversarial examples", icon=":material/shield:")
 
 
+def structured_section(runs: list[dict]) -> None:
+    """Accuracy and last-block error against the achieved FLOPs reduction of the structured runs."""
+    st.markdown("#### Structured: FLOPs removed")
+    a, b = st.columns(2)
+    a.plotly_chart(charts.flops_curves(runs), key="c_flops")
+    b.plotly_chart(charts.flops_curves(runs, "final_cumulative_error", "Cumulative error at the last block vs FLOPs "
+                                       "removed", "cumulative error"), key="c_flops_cum")
+    seq = sorted({round(r["structure"]["seq_len"], 1) for r in runs})
+    a.caption("x = the FLOPs reduction each run achieved, counted at the calibration texts' average length "
+              f"({', '.join(map(str, seq))} tokens). These models are physically smaller; unstructured runs are not "
+              "on this chart: their zeros still run on dense kernels and remove no FLOPs.")
+
+
 results = [load_run(c.key()) for c in configs if store.has(c.key())]
-if not results:
+structured_runs = [r for r in results if charts.is_structured(r)]
+results = [r for r in results if not charts.is_structured(r)]  # the sparsity charts: single weights removed
+if not results and not structured_runs:
     st.info("Nothing stored for this grid yet: compute the missing runs above.")
-else:
+elif results:
     a, b = st.columns(2)
     a.plotly_chart(charts.sweep_curves(results, "accuracy", "Accuracy vs sparsity", "clean accuracy"), key="c_acc")
     b.plotly_chart(charts.sweep_curves(results, "final_cumulative_error", "Cumulative error at the last block",
                                        "cumulative error"), key="c_cum")
     a.plotly_chart(charts.sweep_curves(results, "mean_local_error", "Mean local reconstruction error",
                                        "local error"), key="c_loc")
-    b.plotly_chart(charts.prune_time_bars(results), key="c_time")
+    b.plotly_chart(charts.prune_time_bars(results + structured_runs), key="c_time")
     held = [r for r in results if charts.run_heldout_error(r) is not None]
     if held:
         a.plotly_chart(charts.heldout_curves(held), key="c_held")
@@ -113,4 +145,6 @@ else:
         a.caption(f"{len(held)} of {len(results)} runs measured held-out error{older}: the same cumulative error "
                   "on as many validation texts as calibration texts, never used to choose masks or fit weights. "
                   "Dashed above solid = the method fits its calibration texts better than new text.")
+if structured_runs:
+    structured_section(structured_runs)
 robustness_section()

@@ -7,7 +7,22 @@ import json
 
 import streamlit as st
 
+from dashboard import charts
 from dashboard.common import demo_imported, get_store, load_mask, load_run, open_run
+from dashboard.run_actions import export_section
+
+
+def flops_removed(keys, patterns) -> list[float | None]:
+    """The achieved FLOPs reduction of every structured run (read from its stored record); None for the others."""
+    return [charts.flops_reduction(load_run(k) or {}) if p == "structured" else None for k, p in zip(keys, patterns)]
+
+
+def run_label(key: str, r) -> str:
+    """'wanda 2:4 50% · task · model · key', or 'kwon structured, budget 40% · ...' for structured runs."""
+    what = f"{r.method} structured, budget {r.sparsity:.0%}" if r.pattern == "structured" else \
+        f"{r.method} {r.pattern} {r.sparsity:.0%}"
+    return f"{what} · {r.task} · {r.model} · {key}"
+
 
 st.title("Experiments")
 store = get_store()
@@ -27,15 +42,26 @@ for col, val in (("model", model), ("task", task), ("method", method)):
     if val != "all":
         view = view[view[col] == val]
 view = view.assign(created=[dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") for t in view["created"]])
+view.insert(view.columns.get_loc("achieved_sparsity") + 1, "flops_reduction",
+            flops_removed(view["key"], view["pattern"]))
 st.dataframe(view, hide_index=True, width="stretch",
-             column_config={"key": st.column_config.TextColumn("key", width="small")})
+             column_config={"key": st.column_config.TextColumn("key", width="small"),
+                            "sparsity": st.column_config.NumberColumn(
+                                "sparsity", help="requested sparsity; for structured runs the method's budget "
+                                                 "(kprune, kwon: FLOPs removed; pat: hidden channels removed)"),
+                            "achieved_sparsity": st.column_config.NumberColumn(
+                                "achieved_sparsity", help="zeros / weights of the pruned modules; for structured "
+                                                          "runs, encoder linear parameters removed"),
+                            "flops_reduction": st.column_config.NumberColumn(
+                                "flops_reduction", format="%.3f",
+                                help="structured runs: encoder FLOPs removed (achieved); zeros of unstructured "
+                                     "runs remove none on dense kernels")})
 st.download_button("Download table (CSV)", view.to_csv(index=False), "prunescope_runs.csv", "text/csv",
                    key="dl_csv")
 
 if view.empty:
     st.stop()
-labels = {k: f"{r.method} {r.pattern} {r.sparsity:.0%} · {r.task} · {r.model} · {k}" for k, r in
-          zip(view["key"], view.itertuples())}
+labels = {k: run_label(k, r) for k, r in zip(view["key"], view.itertuples())}
 key = st.selectbox("Run", list(labels), format_func=labels.get, key="pick_run")
 c1, c2, c3 = st.columns(3)
 if c1.button("Open in Prune views", key="open", width="stretch"):
@@ -56,3 +82,4 @@ if st.session_state.get("confirm_delete") == key:
         if st.session_state.get("run_key") == key:
             st.session_state.pop("run_key")
         st.rerun()
+export_section(run, prefix="exp")

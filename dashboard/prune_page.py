@@ -10,6 +10,7 @@ import pandas as pd  # noqa: E402
 
 from dashboard import charts  # noqa: E402
 from dashboard.common import get_store, load_mask, load_run, open_run
+from dashboard.run_actions import export_section, speed_section
 from pruning_core import PrunescopeError, data, methods
 from pruning_core.arch import KIND_LABELS, arch_of
 from pruning_core.config import ExperimentConfig
@@ -18,6 +19,7 @@ from pruning_core.experiment import load_dense, run_experiment
 from pruning_core.masks import PATTERNS, parse_pattern
 from pruning_core.methods.reconstruction import BASES, MODES
 from pruning_core.models import resolve_device
+from pruning_core.structured.structure import StepRecord
 
 
 MODE_HELP = {"lr": "LR, layer-wise: no training; the base method's own result (SparseGPT's update is LR)",
@@ -66,6 +68,95 @@ def reconstruction_options() -> dict:
     return {"base": base, "mode": mode, "epochs": int(epochs), "lr": float(lr), "self_generated": int(gen)}
 
 
+def kprune_options() -> dict:
+    """The sidebar knobs of K-prune (knowledge-preserving head and neuron pruning)."""
+    out = {
+        "lam": float(st.number_input(
+            "λ: weight of representational knowledge", 0.0, 1e6, 2.5e-4, step=1e-4, format="%.2e", key="kp_lam",
+            help="score = (K_pred + λ K_rep) / FLOPs of the unit; K_pred = squared gradient of the KL to the dense "
+                 "model w.r.t. the unit's mask, K_rep = the energy of the unit's output")),
+        "mu": float(st.number_input("μ: weight of attention heads", 1e-6, 1e6, 64.0, key="kp_mu",
+                                    help="heads' scores are multiplied by μ before ranking against neurons")),
+        "temperature": float(st.number_input("Temperature T of the KL", 0.01, 100.0, 2.0, key="kp_temp",
+                                             help="soft logits (T = 2 in the paper) for the predictive knowledge")),
+    }
+    tune = st.toggle("Knowledge-preserving tuning", True, key="kp_tune",
+                     help="after each sub-layer is pruned, refit its output projection by ridge least squares to "
+                          "the dense sub-layer's output")
+    out["tune"] = bool(tune)
+    if tune:
+        out["damping"] = float(st.number_input("Tuning ridge (× mean diag)", 0.0, 100.0, 0.1, format="%.3f",
+                                               key="kp_damping",
+                                               help="ridge of the least-squares refit; 0 = plain normal equations "
+                                                    "(overfits a small calibration set)"))
+    return out
+
+
+def kwon_options() -> dict:
+    """The sidebar knobs of Kwon et al. (Fisher mask search, rearrangement, mask tuning)."""
+    out = {"rearrange": bool(st.toggle("Mask rearrangement", True, key="kw_rearrange",
+                                       help="per layer, swap kept and pruned units while the swap lowers the "
+                                            "second-order loss estimate (full Fisher block of the layer)"))}
+    if out["rearrange"]:
+        out["rearrange_steps"] = int(st.number_input("Swaps per layer and unit kind (at most)", 0, 100000, 100,
+                                                     key="kw_steps"))
+    out["rescale"] = bool(st.toggle("Mask tuning (least-squares rescaling)", True, key="kw_rescale",
+                                    help="layer by layer, scales of the kept units fitted so each pruned sub-layer's "
+                                         "LayerNorm input matches the dense one; folded into the output projection"))
+    if out["rescale"]:
+        out["damping"] = float(st.number_input("Tuning ridge (× mean diag)", 0.0, 100.0, 0.01, format="%.3f",
+                                               key="kw_damping", help="ridge of the rescaling towards scale 1"))
+    return out
+
+
+def pat_options() -> dict:
+    """The sidebar knobs of PAT (pruning-aware tuning of hidden channels)."""
+    baseline = st.toggle("Baseline: prune, then LoRA", False, key="pat_baseline",
+                         help="instead of PAT: remove the channels with the lowest mean |LayerNorm output| once, "
+                              "before training, then train LoRA only (no sparsification modules, no learned mask)")
+    steps = st.number_input("Training steps", 10, 100000, 300, key="pat_steps",
+                            help="optimiser steps on the task's labelled training texts; the mask is annealed to "
+                                 "0/1 during the first 70% and frozen for the rest")
+    lr = st.number_input("Learning rate", 1e-7, 0.99, 1e-3, step=1e-4, format="%.1e", key="pat_lr",
+                         help="AdamW learning rate of LoRA and the sparsification modules (weight decay 0)")
+    rank = st.number_input("LoRA rank", 1, 384, 8, key="pat_rank",
+                           help="rank of the low-rank update on Q, K, V, attention output, FFN in/out and pooler")
+    out = {"baseline": bool(baseline), "steps": int(steps), "lr": float(lr), "lora_rank": int(rank)}
+    with st.expander("More PAT knobs"):
+        out["batch_size"] = int(st.number_input("Batch size", 1, 4096, 16, key="pat_batch"))
+        out["train_size"] = int(st.number_input("Training texts", 1, 1000000, 2000, key="pat_train",
+                                                help="a seeded sample of the task's training split"))
+        out["lora_alpha"] = float(st.number_input("LoRA α", 1e-3, 1e4, 16.0, key="pat_alpha",
+                                                  help="LoRA scaling α / rank"))
+        if not baseline:  # the baseline has no learned mask, no sparsification modules: their knobs stay default
+            out["mask_lr"] = float(st.number_input("Mask learning rate", 1e-7, 0.99, 1e-2, step=1e-3, format="%.1e",
+                                                   key="pat_mask_lr"))
+            out["hsm_rank"] = int(st.number_input("Sparsification-module rank", 1, 384, 8, key="pat_hsm_rank",
+                                                  help="rank r of x → scale · m · (x + B A x)"))
+            out["identity_weight"] = float(st.number_input("Identity-loss weight", 0.0, 1e4, 1.0, key="pat_identity",
+                                                           help="weight of ||A Aᵀ − I||² in the loss"))
+            out["prune_start"] = float(st.number_input("Selection starts at (fraction of steps)", 0.0, 1.0, 0.1,
+                                                       key="pat_start"))
+            out["decay"] = float(st.number_input("Mask decay (fraction of steps)", 0.001, 1.0, 0.1,
+                                                 key="pat_decay",
+                                                 help="a selected channel's mask falls linearly to 0 in this long"))
+            out["prune_end"] = float(st.number_input("Mask frozen at (fraction of steps)", 0.01, 1.0, 0.7,
+                                                     key="pat_end"))
+    st.caption(("Prune-then-LoRA baseline" if baseline else "PAT") + f": {int(steps)} training steps of batch "
+               f"{out['batch_size']}, a forward and backward pass each: much slower than the one-shot methods "
+               "(kwon takes seconds; 300 steps take minutes on a CPU).")
+    return out
+
+
+STRUCTURED_OPTIONS = {"kprune": kprune_options, "kwon": kwon_options, "pat": pat_options}
+
+
+def budget_label(meaning: str) -> str:
+    """'fraction of encoder FLOPs removed' -> 'Encoder FLOPs removed'."""
+    text = meaning.removeprefix("fraction of ")
+    return text[:1].upper() + text[1:]
+
+
 def sidebar() -> tuple[ExperimentConfig | None, bool, bool]:
     with st.sidebar:
         st.header("Experiment")
@@ -76,14 +167,23 @@ def sidebar() -> tuple[ExperimentConfig | None, bool, bool]:
         task_path = st.text_input("…or a local CSV/TSV (text,label)", "", key="task_path")
         method = st.selectbox("Method", list(methods.METHODS), index=2, key="method",
                               help="; ".join(f"{n}: {c.paper}" for n, c in methods.METHODS.items()))
-        pattern = st.selectbox("Pattern", PATTERNS, key="pattern",
-                               help="unstructured: any weight; N:M: at most N non-zeros in every M inputs of a row")
-        nm = parse_pattern(pattern).sparsity
-        if nm is not None:
-            sparsity = nm
-            st.caption(f"{pattern} fixes the sparsity at {nm:.0%}")
+        meth = methods.METHODS[method]
+        if meth.structured:  # whole units removed: the pattern is "structured", the slider is the method's budget
+            pattern = "structured"
+            sparsity = st.slider(budget_label(meth.budget_meaning), 0.0, 0.9, 0.4, 0.05, key="budget",
+                                 help=f"{method}'s budget: the {meth.budget_meaning} (the achieved value is shown "
+                                      "after pruning)")
+            st.caption(f"{method} removes whole {'hidden channels' if method == 'pat' else 'heads and FFN neurons'}: "
+                       "a physically smaller model, no pattern to choose")
         else:
-            sparsity = st.slider("Sparsity", 0.0, 0.95, 0.5, 0.05, key="sparsity")
+            pattern = st.selectbox("Pattern", PATTERNS, key="pattern",
+                                   help="unstructured: any weight; N:M: at most N non-zeros in every M inputs of a row")
+            nm = parse_pattern(pattern).sparsity
+            if nm is not None:
+                sparsity = nm
+                st.caption(f"{pattern} fixes the sparsity at {nm:.0%}")
+            else:
+                sparsity = st.slider("Sparsity", 0.0, 0.95, 0.5, 0.05, key="sparsity")
         calib_size = st.number_input("Calibration examples", 1, 4096, 64, key="calib")
         seq_len = st.number_input("Calibration sequence length", 8, 512, 64, key="seq_len")
         eval_size = st.number_input("Evaluation examples (0 = whole test split)", 0, 100000, 500, key="eval")
@@ -99,8 +199,10 @@ def sidebar() -> tuple[ExperimentConfig | None, bool, bool]:
             options.update(akrp_options())
         if method == "reconstruction":
             options.update(reconstruction_options())
+        if method in STRUCTURED_OPTIONS:
+            options.update(STRUCTURED_OPTIONS[method]())
         c1, c2 = st.columns(2)
-        go = c1.button("Prune", type="primary", width="stretch")
+        go = c1.button("Prune", type="primary", width="stretch", key="prune_go")
         again = c2.button("Recompute", width="stretch", help="prune again even if this run is stored")
     if not (go or again):
         return None, False, False
@@ -115,22 +217,39 @@ def sidebar() -> tuple[ExperimentConfig | None, bool, bool]:
     return cfg, True, again
 
 
+def step_line(rec: StepRecord) -> str:
+    """One progress line of a structured method's step."""
+    parts = [f"step {rec.step} of {rec.total}: {rec.label}"]
+    if rec.flops_kept is not None:
+        parts.append(f"FLOPs kept {rec.flops_kept:.1%}")
+    if rec.loss is not None:
+        parts.append(f"loss {rec.loss:.4g}")
+    return " · ".join(parts)
+
+
 def run(cfg: ExperimentConfig, recompute: bool) -> None:
     store = get_store()
     if not recompute and store.has(cfg.key()):
         open_run(cfg.key())
         st.toast("Loaded the stored run (Recompute prunes again)")
         return
-    layers, blocks = [], []
+    layers, blocks, steps = [], [], []
     try:
         with st.status("Loading the model...", expanded=True) as status:
             net, _ = load_dense(cfg.model, cfg.task, str(resolve_device(cfg.device)))
             n_blocks = len(arch_of(net).blocks(net))
             progress = st.progress(0.0)
+            live_loss = st.empty()
             live = st.empty()
 
             def on_record(rec):
-                if isinstance(rec, LayerRecord):
+                if isinstance(rec, StepRecord):
+                    steps.append(rec.__dict__)
+                    progress.progress(min(rec.step / rec.total, 1.0), f"step {rec.step} of {rec.total}")
+                    st.write(step_line(rec))
+                    if rec.loss is not None:
+                        live_loss.plotly_chart(charts.training_loss_line(steps), key=f"live_loss{len(steps)}")
+                elif isinstance(rec, LayerRecord):
                     layers.append(rec.__dict__)
                     st.write(f"`{rec.name}` ({KIND_LABELS[rec.kind]}): sparsity {rec.achieved_sparsity:.3f}, "
                              f"local error {rec.local_error:.4g}, cumulative error {rec.cumulative_error:.4g}")
@@ -139,7 +258,8 @@ def run(cfg: ExperimentConfig, recompute: bool) -> None:
                     if rec.refine_loss:
                         st.write(f"block {rec.block}: reconstruction loss {rec.refine_loss[0]:.4g} → "
                                  f"{rec.refine_loss[-1]:.4g} over {len(rec.refine_loss)} epochs")
-                    progress.progress(len(blocks) / n_blocks, f"block {rec.block + 1} of {n_blocks}")
+                    what = "error measured at block" if steps else "block"
+                    progress.progress(len(blocks) / n_blocks, f"{what} {rec.block + 1} of {n_blocks}")
                     live.plotly_chart(charts.cumulative_error_line(blocks), key=f"live{len(blocks)}")
 
             # expanded=True on every update: a label-only update collapses the status (Streamlit 1.67),
@@ -159,12 +279,116 @@ def run(cfg: ExperimentConfig, recompute: bool) -> None:
 
 
 def show(res: dict) -> None:
+    """A stored run's views: cards and charts (structured or unstructured), then speed and export."""
     c = res["config"]
-    st.subheader(f"{c['method']} · {c['pattern']} · {c['sparsity']:.0%} on {c['task']} ({c['model']})")
+    if charts.is_structured(res):
+        meaning = res["structure"].get("budget_meaning") or methods.METHODS[c["method"]].budget_meaning
+        st.subheader(f"{c['method']} · structured · budget {c['sparsity']:.0%} ({meaning}) on {c['task']} "
+                     f"({c['model']})")
+    else:
+        st.subheader(f"{c['method']} · {c['pattern']} · {c['sparsity']:.0%} on {c['task']} ({c['model']})")
     opts = c.get("options") or {}
     if opts:
         st.caption("Options: " + ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
                                            for k, v in sorted(opts.items())))
+    if charts.is_structured(res):
+        show_structured(res)
+    else:
+        show_unstructured(res)
+    speed_section(res, prefix="prune")
+    export_section(res, prefix="prune")
+
+
+def _millions(n: float) -> str:
+    return f"{n / 1e6:.2f}M"
+
+
+def structured_cards(res: dict) -> None:
+    """Two rows of cards: accuracy, FLOPs, parameters, time, held-out error; then the units kept."""
+    s, c = res["structure"], res["config"]
+    flops = charts.flops_reduction(res)
+    held = charts.run_heldout_error(res)
+    calib = res["blocks"][-1]["cumulative_error"] if res["blocks"] else None
+    top = st.columns(6)
+    top[0].metric("Dense accuracy", f"{res['dense_accuracy']:.3f}",
+                  help=f"clean accuracy of the unpruned model on {res['eval_examples']} test examples")
+    top[1].metric("Pruned accuracy", f"{res['accuracy']:.3f}", f"{res['accuracy'] - res['dense_accuracy']:+.3f}",
+                  help="clean accuracy of the smaller model on the same examples")
+    on_flops = "FLOPs" in (s.get("budget_meaning") or "")
+    top[2].metric("FLOPs removed", f"{flops:.3f}", f"{flops - c['sparsity']:+.3f} vs budget" if on_flops else None,
+                  delta_color="off",
+                  help=f"achieved: 1 - {s['flops']:.3g} / {s['flops_dense']:.3g} encoder FLOPs per sequence of "
+                       f"{s['seq_len']:.1f} tokens (the calibration texts' average length); budget: {c['sparsity']:g}"
+                       f" ({s.get('budget_meaning')})")
+    top[3].metric("Prune time", f"{res['prune_seconds']:.1f} s", help="pruning only, evaluation excluded")
+    total = res.get("peak_total_mb")
+    top[4].metric("Peak memory", f"{total:.0f} MB" if total else "n/a",
+                  help=f"process memory at the peak of pruning; it grew by {res['peak_memory_mb']:.0f} MB")
+    if held is not None and calib is not None:
+        top[5].metric("Held-out error", f"{held:.3g}", f"{held - calib:+.3g} vs calibration", delta_color="inverse",
+                      help=f"cumulative error at the last block on {res.get('calib_examples', 'as many')} held-out "
+                           f"validation texts (calibration: {calib:.3g}); never used to choose units or fit weights")
+    heads = sum(map(sum, s["heads"]))
+    n_heads = sum(map(len, s["heads"]))
+    width = charts.intermediate_size(s)
+    second = st.columns(4)  # the totals in the labels: the values stay short enough to show whole
+    second[0].metric(f"Encoder parameters: {_millions(s['params_dense'])} →", _millions(s["params"]),
+                     f"{s['params'] / s['params_dense'] - 1:+.1%}", delta_color="inverse",
+                     help="weights and biases of the encoder's linear layers, dense → pruned (embeddings and "
+                          "classifier not counted); the units are removed, not zeroed")
+    second[1].metric(f"Heads kept (of {n_heads})", f"{heads}", help="attention heads left in the encoder")
+    second[2].metric(f"FFN neurons kept (of {width * len(s['neurons_kept']):,})", f"{sum(s['neurons_kept']):,}",
+                     help="intermediate neurons left in the FFNs of all layers")
+    second[3].metric(f"Hidden channels kept (of {s['hidden_size']})", f"{s['hidden_kept']}",
+                     help="width of the residual stream (PAT removes channels; kprune and kwon keep all)")
+
+
+def show_structured(res: dict) -> None:
+    """Cards, the kept units (head grid, neurons per layer, FFN keep map, hidden strip), cumulative error,
+    the training loss (PAT) and the method's step log."""
+    s, c = res["structure"], res["config"]
+    structured_cards(res)
+    units_removed = sum(map(sum, s["heads"])) < sum(map(len, s["heads"])) or \
+        sum(s["neurons_kept"]) < charts.intermediate_size(s) * len(s["neurons_kept"])
+    hidden = load_mask(res["key"], "structure.hidden")
+    if hidden is not None and (c["method"] == "pat" or s["hidden_kept"] < s["hidden_size"]):
+        st.plotly_chart(charts.hidden_strip(hidden), key="hidden")
+    if units_removed:
+        a, b = st.columns(2)
+        a.plotly_chart(charts.head_grid(s), key="heads")
+        b.plotly_chart(charts.kept_per_layer_bars(s), key="kept_layers")
+        neurons = load_mask(res["key"], "structure.neurons")
+        if neurons is None:
+            st.info("This run was stored without masks: press Recompute in the sidebar to see which neurons it kept.")
+        else:
+            st.plotly_chart(charts.neuron_map(neurons), key="neurons")
+    else:
+        st.caption(f"Every attention head and FFN neuron is kept: {c['method']} narrows the hidden width (the "
+                   f"residual stream) from {s['hidden_size']} to {s['hidden_kept']} channels in every layer at once, "
+                   "so every matrix of the encoder gets smaller.")
+    a, b = st.columns(2)
+    a.plotly_chart(charts.cumulative_error_line(res["blocks"]), key="cum")
+    loss = [e for e in s.get("log") or [] if "step" in e and "loss" in e]
+    if loss:
+        b.plotly_chart(charts.training_loss_line(loss, "Training loss per logged step"), key="train_loss")
+    else:
+        meth = methods.METHODS.get(c["method"])
+        b.markdown(f"#### {c['method']}")
+        b.markdown(f"{meth.paper if meth else ''}. Kept the heads and FFN neurons that fit "
+                   f"{1 - c['sparsity']:.0%} of the dense encoder's FLOPs (counted at {s['seq_len']:.1f} tokens, "
+                   "the calibration texts' average length) and removed the rest physically: the result is a "
+                   "smaller dense model, not a model with zeros. The cumulative error on the left is measured "
+                   "between the dense and the smaller model's block outputs.")
+    tables = charts.log_tables(s.get("log") or [])
+    with st.expander(f"Method log ({sum(map(len, tables))} entries)"):
+        for table in tables:
+            st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+
+
+def show_unstructured(res: dict) -> None:
+    """Cards, local and cumulative error, the reconstruction loss, the mask viewer and the weight histogram."""
+    c = res["config"]
+    opts = c.get("options") or {}
     held = charts.run_heldout_error(res)
     calib = res["blocks"][-1]["cumulative_error"] if res["blocks"] else None
     held = held if calib is not None else None

@@ -85,6 +85,21 @@ def test_prune_compare_learn_robustness_in_chromium(server):
         page.screenshot(path=str(SHOTS / "prune.png"), full_page=True)
         assert page.get_by_test_id("stException").count() == 0
 
+        # a structured method (Kwon et al., the fastest): no pattern, a FLOPs budget, the kept-unit views
+        page.get_by_role("combobox", name="Method").click()
+        page.get_by_role("option", name="kwon", exact=True).click()
+        page.get_by_text("Encoder FLOPs removed").wait_for(timeout=60_000)
+        assert page.get_by_role("combobox", name="Pattern").count() == 0
+        page.get_by_role("button", name="Prune", exact=True).click()
+        page.get_by_text("FLOPs removed", exact=True).wait_for(timeout=240_000)
+        page.locator(".js-plotly-plot .gtitle", has_text="Attention heads kept").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        assert page.locator(".js-plotly-plot .gtitle", has_text="FFN neurons kept").count() == 1
+        assert page.get_by_role("button", name="Measure speed").count() == 1
+        assert page.get_by_role("button", name="Export model").count() == 1
+        page.screenshot(path=str(SHOTS / "prune_structured.png"), full_page=True)
+        assert page.get_by_test_id("stException").count() == 0
+
         page.get_by_test_id("stSidebarNav").get_by_text("Compare").click()
         page.get_by_text("Compare methods").wait_for(timeout=60_000)
         page.locator(".js-plotly-plot .main-svg:visible").first.wait_for(timeout=60_000)

@@ -172,8 +172,135 @@ def test_highlight_html_escapes_and_marks_spans():
     assert "perturbed:" not in skipped and "already wrong" in skipped and "<mark" not in skipped
 
 
+# ---- structured pruning: hand-made results (2 layers x 4 heads, FFN width 8, hidden 8, head size 2) ----
+
+HEADS = [[1, 0, 1, 1], [0, 0, 1, 0]]
+NEURONS = [[1, 1, 1, 1, 1, 1, 0, 0], [0, 1, 0, 1, 0, 0, 0, 0]]
+PARAMS_DENSE = 2 * 4 * (4 * 8 * 2 + 3 * 2) + 2 * 8 * (2 * 8 + 1) + 2 * 2 * 8  # Structure.params() of the full model
+
+
+def _structure(reduction, **kw):
+    return {"heads": HEADS, "neurons_kept": [6, 2], "head_dim": 2, "hidden_kept": 8, "hidden_size": 8,
+            "flops_dense": 1000.0, "flops": 1000.0 * (1 - reduction), "flops_reduction": reduction,
+            "params_dense": PARAMS_DENSE, "params": 400, "seq_len": 12.5,
+            "budget_meaning": "fraction of encoder FLOPs removed", "log": [], **kw}
+
+
+def _structured_run(method, budget, reduction, acc):
+    return {"config": {"method": method, "pattern": "structured", "sparsity": budget}, "achieved_sparsity": 0.5,
+            "accuracy": acc, "dense_accuracy": 0.9, "prune_seconds": 2.0, "layers": [],
+            "blocks": [{"block": b, "cumulative_error": reduction * (b + 1)} for b in range(2)],
+            "structure": _structure(reduction)}
+
+
+def test_structured_unit_charts():
+    s = _structure(0.4)
+    assert charts.intermediate_size(s) == 8  # recovered from the dense parameter count
+    grid = charts.head_grid(s)
+    assert [list(row) for row in grid.data[0].z] == HEADS  # layers x heads, 1 = kept
+    assert list(grid.data[0].y) == ["layer 0", "layer 1"] and list(grid.data[0].x) == [0, 1, 2, 3]
+    assert grid.layout.title.text == "Attention heads kept: 4 of 8"
+    assert grid.data[0].customdata[1][0] == "pruned" and grid.data[0].customdata[0][0] == "kept"
+    neurons = charts.neuron_map(NEURONS)
+    assert [list(row) for row in neurons.data[0].z] == NEURONS and "8 of 16" in neurons.layout.title.text
+    strip = charts.hidden_strip([[1, 0, 1, 1, 1, 1, 0, 1]])
+    assert len(strip.data[0].z) == 1 and list(strip.data[0].z[0]) == [1, 0, 1, 1, 1, 1, 0, 1]
+    assert strip.layout.title.text == "Hidden channels kept: 6 of 8"
+    bars = {t.name: list(t.y) for t in charts.kept_per_layer_bars(s).data}
+    assert bars == {"attention heads": [0.75, 0.25], "FFN neurons": [0.75, 0.25]}
+    kwon_log = [{"stage": "search", "heads_kept": 4}, {"layer": 0, "heads_kept": 3}, {"layer": 1, "heads_kept": 1}]
+    assert charts.log_tables(kwon_log) == [kwon_log[:1], kwon_log[1:]]
+    pat_log = [{"step": i, "loss": 1.0 / i, "channels_at_zero": i} for i in (1, 2, 3)] + [{"train_seconds": 1.0}]
+    assert [len(t) for t in charts.log_tables(pat_log)] == [3, 1]
+    loss = charts.training_loss_line(pat_log)  # the summary row has no loss: left out
+    assert list(loss.data[0].x) == [1, 2, 3] and list(loss.data[0].y) == pytest.approx([1.0, 0.5, 1 / 3])
+    assert list(loss.data[1].y) == [1, 2, 3] and loss.data[1].yaxis == "y2"
+    assert len(charts.training_loss_line([{"step": 1, "loss": 0.3}]).data) == 1  # live records: loss only
+    assert charts.is_structured(_structured_run("kwon", 0.4, 0.4, 0.8))
+    assert not charts.is_structured(_run("wanda", "unstructured", 0.5, 0.8))
+    assert charts.flops_reduction(_run("wanda", "unstructured", 0.5, 0.8)) is None
+
+
+def test_flops_curves_use_the_stored_reduction():
+    runs = [_structured_run("kwon", b, r, 0.9 - r / 2) for b, r in ((0.6, 0.61), (0.2, 0.2004), (0.4, 0.399))]
+    runs += [_structured_run("kprune", 0.4, 0.41, 0.8)]
+    no_key = _structured_run("pat", 0.3, 0.25, 0.7)
+    del no_key["structure"]["flops_reduction"]  # an older record: computed from flops / flops_dense
+    runs += [no_key, _run("wanda", "unstructured", 0.5, 0.8)]  # unstructured runs are left out
+    fig = charts.flops_curves(runs)
+    by_name = {t.name: t for t in fig.data}
+    assert sorted(by_name) == ["kprune", "kwon", "pat"]
+    assert list(by_name["kwon"].x) == [0.2004, 0.399, 0.61]  # the stored flops_reduction, sorted
+    assert list(by_name["kwon"].y) == pytest.approx([0.9 - 0.1002, 0.9 - 0.1995, 0.9 - 0.305])
+    assert list(by_name["pat"].x) == pytest.approx([0.25])
+    assert {n: t.line.color for n, t in by_name.items()} == {n: charts.METHOD_COLORS[n] for n in by_name}
+    assert fig.layout.shapes[0].y0 == 0.9  # the dense model's accuracy
+    cum = charts.flops_curves(runs, "final_cumulative_error", "t", "cumulative error")
+    assert list(next(t for t in cum.data if t.name == "kprune").y) == pytest.approx([0.82])  # last block
+    assert charts.flops_curves([_run("wanda", "unstructured", 0.5, 0.8)]).data == ()
+
+
+def _measurement(structured: bool, semi: bool = False):
+    return {"rows": [{"model": "dense", "latency_ms": 20.0, "throughput": 400.0,
+                      "flops": 1000.0 if structured else None, "sparsity": 0.0},
+                     {"model": "run", "latency_ms": 10.0 if structured else 19.8, "throughput": 700.0,
+                      "flops": 450.0 if structured else None, "sparsity": 0.5}],
+            "device": "cpu: test", "threads": 1, "seq_len": 24, "batch_sizes": [1, 32], "repeats": 3,
+            "semi_structured": semi}
+
+
+def test_speed_bars_dense_vs_pruned():
+    rec = _structured_run("kwon", 0.5, 0.55, 0.8)
+    fig = charts.speed_bars(_measurement(True), rec)
+    assert [list(t.y) for t in fig.data] == [[0.0, 0.5], [1.0, 0.45], [20.0, 10.0], [400.0, 700.0]]
+    assert all(list(t.x) == ["dense", "kwon"] for t in fig.data)
+    assert list(fig.data[2].marker.color) == [charts.DENSE_COLOR, charts.METHOD_COLORS["kwon"]]
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["weights removed", "FLOPs executed<br>(× dense)", "latency (ms)<br>batch 1",
+                      "throughput (seq/s)<br>batch 32"]
+    assert fig.layout.title.text.startswith("Sparsity is not speed")
+    caption = charts.speed_caption(_measurement(True), rec)
+    assert "physically smaller" in caption and "55% of the FLOPs removed" in caption and "×2.00 in latency" in caption
+    flat = _run("wanda", "unstructured", 0.5, 0.8)
+    values = charts.speed_values(_measurement(False), flat)
+    assert values["flops"] == (1.0, 1.0)  # zeros run on dense kernels: every multiply-add still done
+    assert "dense kernels" in charts.speed_caption(_measurement(False), flat)
+    assert charts.speed_values(_measurement(False, semi=True), flat)["flops"] == (1.0, None)
+    assert "semi-structured" in charts.speed_caption(_measurement(False, semi=True), flat)
+
+
+def test_zip_folder(tmp_path):
+    import io
+    import zipfile
+
+    from dashboard.run_actions import load_snippet, zip_folder
+
+    folder = tmp_path / "abc"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"\0" * 100)
+    (folder / "sub" / "x.txt").write_text("x")
+    with zipfile.ZipFile(io.BytesIO(zip_folder(folder))) as zf:
+        assert sorted(zf.namelist()) == ["abc/config.json", "abc/model.safetensors", "abc/sub/x.txt"]
+        assert zf.read("abc/model.safetensors") == b"\0" * 100
+        assert zf.getinfo("abc/model.safetensors").compress_type == zipfile.ZIP_STORED
+    assert "trust_remote_code=True" in load_snippet(folder, True) and "trust_remote" not in load_snippet(folder, False)
+
+
 def _spec(chart) -> dict:
     return json.loads(chart.proto.spec)
+
+
+def _values(v):
+    """A list from a Plotly JSON array (plain, or typed {dtype, bdata, shape} as numpy arrays are sent)."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        import numpy as np
+
+        shape = [int(n) for n in str(v.get("shape", "-1")).split(",")]
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).reshape(shape).tolist()
+    return v
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +315,7 @@ def pruned_app():
     at.slider(key="sparsity").set_value(0.6)
     at.number_input(key="calib").set_value(16)
     at.number_input(key="eval").set_value(64)
-    at.button[0].click()
+    at.button(key="prune_go").click()
     at.run()
     return at
 
@@ -220,13 +347,13 @@ def _prune_with(method: str, **widgets):
     at.run()  # the method's own knobs appear
     for key, value in widgets.items():
         _widget(at, key).set_value(value)
-    at.button[0].click()
+    at.button(key="prune_go").click()
     at.run()
     return at
 
 
 def _widget(at, key):
-    for kind in ("number_input", "radio", "selectbox", "slider"):
+    for kind in ("number_input", "radio", "selectbox", "slider", "toggle"):
         try:
             return getattr(at, kind)(key=key)
         except KeyError:
@@ -302,13 +429,13 @@ def test_bad_input_shows_a_message_and_keeps_runs(pruned_app, tmp_path):
     at.switch_page("prune_page.py")
     at.run()
     at.text_input(key="task_path").set_value(str(bad))
-    at.button[0].click()
+    at.button(key="prune_go").click()
     at.run()
     assert not at.exception
     assert at.error and "text,label" in at.error[0].value
     at.text_input(key="task_path").set_value("")
     at.text_input(key="model").set_value("./no/such/model")
-    at.button[0].click()
+    at.button(key="prune_go").click()
     at.run()
     assert not at.exception and "does not exist" in at.error[0].value
     assert len(get_store().runs()) == before
@@ -449,3 +576,228 @@ def test_robustness_page_unavailable_recipe_warns():
         pytest.skip("textfooler can run on this machine")
     assert any("cannot run here" in w.value and why in w.value for w in at.warning)
     assert at.button(key="rob_run").disabled
+
+
+# ---- structured methods in the app ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def kwon_app():
+    """The Prune page after pruning the shipped model with Kwon et al. at 30% FLOPs removed (8 calibration texts,
+    16 evaluation examples, at most 10 swaps per layer), on one torch thread (see `one_thread`)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    at = _prune_with("kwon", calib=8, eval=16, budget=0.3, kw_steps=10)
+    yield at
+    torch.set_num_threads(before)
+
+
+def _titles(at) -> list[str]:
+    return [_spec(c)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+
+
+def test_prune_page_kwon_structured_views(kwon_app):
+    from dashboard.common import get_store
+
+    at = kwon_app
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    with pytest.raises(KeyError):
+        at.selectbox(key="pattern")  # a structured method has no pattern to choose
+    assert at.slider(key="budget").label == "Encoder FLOPs removed"
+    assert any("rearrange_steps = 10" in c.value for c in at.caption)  # the knob reached the run
+    rec = get_store().load(at.session_state["run_key"])
+    assert rec["config"]["pattern"] == "structured" and rec["layers"] == []
+    values = {m.label: m.value for m in at.metric}
+    assert 0.3 <= float(values["FLOPs removed"]) < 0.33  # never over the budget's FLOPs
+    assert float(values["FLOPs removed"]) == pytest.approx(rec["structure"]["flops_reduction"], abs=5e-4)
+    heads = sum(map(sum, rec["structure"]["heads"]))
+    assert values["Heads kept (of 72)"] == f"{heads}" and values["Hidden channels kept (of 384)"] == "384"
+    assert values["FFN neurons kept (of 9,216)"] == f"{sum(rec['structure']['neurons_kept']):,}"
+    assert values["Encoder parameters: 10.64M →"] == f"{rec['structure']['params'] / 1e6:.2f}M"
+    specs = {s["layout"]["title"]["text"]: s for s in map(_spec, at.get("plotly_chart")) if s["layout"].get("title")}
+    grid = next(v for k, v in specs.items() if k.startswith("Attention heads kept"))
+    assert _values(grid["data"][0]["z"]) == rec["structure"]["heads"]  # 6 layers x 12 heads, as stored
+    neurons = next(v for k, v in specs.items() if k.startswith("FFN neurons kept"))
+    assert [sum(row) for row in _values(neurons["data"][0]["z"])] == rec["structure"]["neurons_kept"]
+    assert "Kept per layer" in specs and not any(t.startswith("Hidden channels") for t in specs)
+    cum = [s for t, s in specs.items() if t == "Cumulative error across depth"][-1]
+    assert len(cum["data"][0]["y"]) == 7 and cum["data"][2]["name"] == "pruned: held-out"
+    assert not any(t.startswith("Keep-mask of") for t in specs)  # no per-module mask viewer
+    lines = [m.value for m in at.markdown]
+    assert any(v.startswith("step 1 of 15: Fisher information of 8 examples") for v in lines)  # live progress
+    assert any(v.startswith("step 15 of 15: layer 5 FFN: mask tuning · FLOPs kept") for v in lines)
+    assert len(at.dataframe) == 2  # the step log: the search, then one row per layer
+    assert list(at.dataframe[1].value["layer"]) == list(range(6))
+
+
+def test_prune_page_export_button(kwon_app):
+    """Export into the default root beside the (temporary) results store: a clear error for a folder in the way,
+    then the folder, how to load it and the zip download."""
+    import os
+
+    from dashboard.common import get_store
+    from pruning_core import export
+
+    at, store = kwon_app, get_store()
+    key = at.session_state["run_key"]
+    root = export.default_root(store)
+    assert root.parent == Path(os.environ["PRUNESCOPE_DB"]).parent  # never the user's own store
+    (root / key).mkdir(parents=True)
+    (root / key / "notes.txt").write_text("not an export")
+    at.button(key="prune_export").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error if "is not empty" in e.value]  # a PrunescopeError, not a traceback
+    (root / key / "notes.txt").unlink()
+    at.button(key="prune_export").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    folder = root / key
+    meta = json.loads((folder / "prunescope.json").read_text())
+    assert meta["key"] == key and meta["pattern"] == "structured"
+    assert {"config.json", "model.safetensors", "modeling_pruned_bert.py"} <= {p.name for p in folder.iterdir()}
+    assert any(str(folder) in s.value for s in at.success)
+    assert any("trust_remote_code=True" in c.value and str(folder) in c.value for c in at.code)
+    assert at.button(key="prune_export").label == "Export again"
+    assert len(at.get("download_button")) == 1
+
+
+def test_prune_page_measures_speed(kwon_app):
+    from dashboard.common import get_store
+
+    at = kwon_app
+    key = at.session_state["run_key"]
+    assert at.button(key="prune_speed").label == "Measure speed"
+    assert any(c.value.startswith("Not measured yet") for c in at.caption)
+    at.number_input(key="prune_speed_repeats").set_value(1)
+    at.button(key="prune_speed").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    stored = get_store().load_speed(key)
+    assert stored is not None and stored["repeats"] == 1
+    chart = next(s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"].startswith("Sparsity"))
+    lat = chart["data"][2]
+    assert lat["x"] == ["dense", "kwon"]
+    assert _values(lat["y"]) == pytest.approx([r["latency_ms"] for r in stored["rows"]])
+    assert _values(chart["data"][1]["y"])[1] < 0.7  # FLOPs executed: the smaller model does less work
+    assert any("physically smaller" in c.value for c in at.caption)
+    assert at.button(key="prune_speed").label == "Measure again"
+
+
+def test_stored_speed_shows_at_once_for_an_unstructured_run(pruned_app):
+    """A stored measurement is drawn on revisit without measuring; unstructured zeros: same FLOPs, same speed."""
+    from dashboard.common import get_store
+
+    at = pruned_app
+    at.switch_page("prune_page.py")
+    at.run()
+    key = at.session_state["run_key"]
+    get_store().save_speed(key, {**_measurement(False), "key": key})
+    at.run()
+    assert not at.exception, at.exception
+    chart = next(s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"].startswith("Sparsity"))
+    assert [_values(t["y"]) for t in chart["data"]] == [[0.0, 0.5], [1.0, 1.0], [20.0, 19.8], [400.0, 700.0]]
+    assert any("dense kernels" in c.value and "stored with the run" in c.value for c in at.caption)
+    assert at.button(key="prune_speed").label == "Measure again"
+
+
+def test_prune_page_pat_sidebar_and_live_loss():
+    """PAT's knobs (baseline hides the mask schedule), then a tiny real run: the loss line fills in live, the
+    hidden-channel strip and the training loss are drawn."""
+    import torch
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.selectbox(key="method").set_value("pat")
+    at.run()
+    assert at.slider(key="budget").label == "Hidden channels removed"
+    assert {"pat_steps", "pat_lr", "pat_rank", "pat_mask_lr", "pat_end"} <= {w.key for w in at.number_input}
+    at.toggle(key="pat_baseline").set_value(True)
+    at.run()
+    keys = {w.key for w in at.number_input}
+    assert {"pat_steps", "pat_lr", "pat_rank"} <= keys and not {"pat_mask_lr", "pat_end"} & keys
+    at.toggle(key="pat_baseline").set_value(False)
+    for key, value in dict(calib=8, eval=16, budget=0.25, pat_steps=10, pat_batch=2, pat_train=8).items():
+        _widget(at, key).set_value(value)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        at.button(key="prune_go").click()
+        at.run()
+    finally:
+        torch.set_num_threads(before)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    values = {m.label: m.value for m in at.metric}
+    assert values["Hidden channels kept (of 384)"] == "288"  # round(0.25 * 384) = 96 removed
+    titles = _titles(at)
+    assert "Hidden channels kept: 288 of 384" in titles and "Training loss per logged step" in titles
+    assert not any(t.startswith("Attention heads kept") for t in titles)  # pat keeps every head: no grid
+    assert any(c.value.startswith("Every attention head and FFN neuron is kept") for c in at.caption)
+    live = [s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"] == "Training loss per step"]
+    assert live and len(_values(live[-1]["data"][0]["y"])) == 10  # one point per step as it trained
+    assert any(m.value.startswith("step 10 of 10: tuning") for m in at.markdown)
+
+
+def test_compare_page_structured_flops_chart():
+    """Structured runs of the grid (hand-made records under the grid's keys) get the FLOPs-removed chart with the
+    stored reductions; the unstructured charts of the same grid still draw."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.common import demo_imported, get_store
+    from pruning_core.config import ExperimentConfig
+
+    store = get_store()
+    demo_imported()
+    reductions = {("kwon", 0.3): 0.3012, ("kwon", 0.5): 0.5004, ("kprune", 0.5): 0.5101}
+    for (method, s), red in reductions.items():
+        cfg = ExperimentConfig.create(task="rotten_tomatoes", method=method, sparsity=s, calib_size=128, seq_len=64)
+        rec = _structured_run(method, s, red, 0.9 - red / 3)
+        store.save({**rec, "config": cfg.to_dict(), "key": cfg.key(), "dense_accuracy": 0.9, "eval_examples": 10})
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("compare_page.py")
+    at.run()
+    at.multiselect(key="cmp_methods").set_value(["wanda", "kwon", "kprune"])
+    at.multiselect(key="cmp_patterns").set_value(["unstructured"])
+    at.multiselect(key="cmp_sparsities").set_value([0.3, 0.5])
+    at.run()
+    assert not at.exception, at.exception
+    assert any(c.value == "6 runs in the grid: 5 stored, 1 to compute" for c in at.caption)  # kprune at 0.3
+    specs = {s["layout"]["title"]["text"]: s for s in map(_spec, at.get("plotly_chart"))}
+    flops = {t["name"]: t for t in specs["Accuracy vs FLOPs removed"]["data"]}
+    assert sorted(flops) == ["kprune", "kwon"]
+    assert _values(flops["kwon"]["x"]) == [0.3012, 0.5004] and _values(flops["kprune"]["x"]) == [0.5101]
+    assert flops["kwon"]["line"]["color"] == charts.METHOD_COLORS["kwon"]
+    acc = {t["name"] for t in specs["Accuracy vs sparsity"]["data"]}
+    assert acc == {"wanda"}  # structured runs stay off the sparsity charts
+    bars = specs["Prune time per method"]["data"][0]["x"]
+    assert "kwon structured" in bars
+
+
+def test_experiments_page_lists_structured_runs(kwon_app):
+    from dashboard.common import get_store
+    from pruning_core import export
+
+    at = kwon_app
+    key = at.session_state["run_key"]
+    at.switch_page("experiments_page.py")
+    at.run()
+    assert not at.exception, at.exception
+    frame = at.dataframe[0].value
+    row = frame[frame["key"] == key].iloc[0]
+    assert row["pattern"] == "structured"
+    assert row["flops_reduction"] == pytest.approx(get_store().load(key)["structure"]["flops_reduction"])
+    assert frame[frame["pattern"] != "structured"]["flops_reduction"].isna().all()
+    assert "kwon structured, budget 30%" in at.selectbox(key="pick_run").format_func(key)
+    at.selectbox(key="pick_run").set_value(key)
+    at.run()
+    assert not at.exception, at.exception
+    exported = (export.default_root(get_store()) / key / "prunescope.json").is_file()
+    assert at.button(key="exp_export").label == ("Export again" if exported else "Export model")
