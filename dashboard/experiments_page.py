@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 
 import streamlit as st
@@ -10,6 +11,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard.common import demo_imported, get_store, load_mask, load_run, open_run
 from dashboard.run_actions import export_section
+from pruning_core import PrunescopeError, results
 
 
 def flops_removed(keys, patterns) -> list[float | None]:
@@ -57,7 +59,45 @@ st.dataframe(view, hide_index=True, width="stretch",
                                 help="structured runs: encoder FLOPs removed (achieved); zeros of unstructured "
                                      "runs remove none on dense kernels")})
 st.download_button("Download table (CSV)", view.to_csv(index=False), "prunescope_runs.csv", "text/csv",
-                   key="dl_csv")
+                   key="dl_csv", help="the table above, as shown (filters applied)")
+
+
+def parquet_bytes(df) -> bytes | None:
+    """`df` as Parquet, or None without a Parquet engine (pyarrow)."""
+    buf = io.BytesIO()
+    try:
+        df.to_parquet(buf, index=False)
+    except ImportError:
+        return None
+    return buf.getvalue()
+
+
+st.markdown("##### Results table")
+try:
+    flat = results.runs_table(store)
+except PrunescopeError as exc:
+    st.error(str(exc))
+    flat = None
+if flat is not None:
+    st.caption(f"{len(flat)} runs, {len(flat.columns)} columns: each run's config, headline measures and cost, and "
+               "the measures of every finished attack on it (as `prunescope results` writes it).")
+    d1, d2 = st.columns(2)
+    d1.download_button("Results (CSV)", results.write_table(flat, None, "csv"), "prunescope_results.csv", "text/csv",
+                       key="dl_results_csv", icon=":material/download:", width="stretch")
+    parquet = parquet_bytes(flat)
+    if parquet is None:
+        d2.caption("Parquet needs pyarrow: `pip install pyarrow`.")
+    else:
+        d2.download_button("Results (Parquet)", parquet, "prunescope_results.parquet", "application/octet-stream",
+                           key="dl_results_parquet", icon=":material/download:", width="stretch")
+failed = results.failures_table(store)
+if not failed.empty:
+    with st.expander(f"Failed configs ({len(failed)})", icon=":material/error:"):
+        st.caption("Recorded by sweeps; a later success clears a failure. Retry with `prunescope sweep FILE`.")
+        shown = failed.assign(created=[dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
+                                       for t in failed["created"]],
+                              error=[e.strip().splitlines()[-1] if e and e.strip() else e for e in failed["error"]])
+        st.dataframe(shown.drop(columns=["config"]), hide_index=True, width="stretch")
 
 if view.empty:
     st.stop()

@@ -1,4 +1,5 @@
-"""The `prunescope` command line: prune, eval, list, finetune, make-splits, attack, export, speed.
+"""The `prunescope` command line: prune, eval, list, finetune, make-splits, attack, export, speed, sweep,
+results.
 
 Bad input exits with status 2 and one line on stderr, never a traceback.
 """
@@ -105,6 +106,36 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--recompute", action="store_true", help="measure again even if the store has numbers")
     sd.add_argument("--json", type=Path, default=None, help="write the measurement as JSON here")
 
+    sw = sub.add_parser("sweep", help="run a grid of experiments from a YAML/TOML file (resumable; local pool or Ray)")
+    sw.add_argument("file", type=Path, metavar="SWEEP_FILE", help="a .yaml/.yml or .toml sweep file")
+    sw.add_argument("--dry-run", action="store_true",
+                    help="print the grid and cost estimates from stored runs; compute nothing")
+    sw.add_argument("--executor", default="local", help="local (a process pool, default) | ray | inline")
+    sw.add_argument("--workers", type=int, default=None,
+                    help="local: worker processes (default: one per core, as memory allows); "
+                         "ray without --address: CPUs of the private Ray")
+    sw.add_argument("--address", default=None, help="ray: auto | HOST:PORT of a running cluster "
+                    "(default: start a private local Ray)")
+    sw.add_argument("--cpus-per-task", type=int, default=None,
+                    help="torch threads per config (local default: cores // workers; ray: 1 CPU per task; "
+                         "inline: as this process has)")
+    sw.add_argument("--gpus-per-task", type=float, default=0, help="ray: GPUs per config (e.g. 1)")
+    sw.add_argument("--device", default=None, help="override the file's device: auto | cpu | cuda | cuda:N")
+    sw.add_argument("--store", type=Path, default=None, help="results store (default: PRUNESCOPE_DB)")
+    sw.add_argument("--skip-failed", action="store_true", help="leave out configs that failed before")
+    sw.add_argument("--sweep-id", default=None, help=argparse.SUPPRESS)  # set by sweep.start_background
+
+    rs = sub.add_parser("results", help="stored runs as one flat table: print it, or write CSV / Parquet / JSON")
+    rs.add_argument("--format", default=None, help="csv | parquet | json (default: from --out's suffix; "
+                    "without --out, a table on screen)")
+    rs.add_argument("--out", type=Path, default=None, help="write the table here")
+    for name in ("model", "task", "method", "pattern"):
+        rs.add_argument(f"--{name}", default=None, help=f"only runs with this {name}")
+    rs.add_argument("--sparsity", type=float, default=None, help="only runs at this (requested) sparsity")
+    rs.add_argument("--failures", action="store_true", help="the configs that failed in sweeps, with their errors")
+    rs.add_argument("--sweeps", action="store_true", help="the status of every sweep")
+    rs.add_argument("--store", type=Path, default=None, help="results store (default: PRUNESCOPE_DB)")
+
     sub.add_parser("setup-attacks", help="write the offline attack resources (stop words, WordNet copy)")
 
     sp = sub.add_parser("make-splits", help="write the fixed task splits to assets/splits (run once)")
@@ -118,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return {"prune": cmd_prune, "eval": cmd_eval, "list": cmd_list, "finetune": cmd_finetune,
                 "make-splits": cmd_make_splits, "attack": cmd_attack, "setup-attacks": cmd_setup_attacks,
-                "export": cmd_export, "speed": cmd_speed}[args.command](args)
+                "export": cmd_export, "speed": cmd_speed, "sweep": cmd_sweep, "results": cmd_results}[args.command](args)
     except PrunescopeError as exc:
         print(f"prunescope: error: {exc}", file=sys.stderr)
         return 2
@@ -328,6 +359,262 @@ def cmd_speed(args) -> int:
         print("note: zeros run on dense kernels here" + (f" ({out['semi_structured_note']})"
                                                           if out.get("semi_structured_note") else ""))
     _write_json(args.json, out)
+    return 0
+
+
+def _wide_console(stderr: bool = False):
+    """A rich console; wide when the output is not a terminal, so tables in logs stay readable."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 200)
+
+
+def _changed_options(cfg) -> dict:
+    """The method options of a run that differ from the method's defaults."""
+    from dataclasses import asdict
+
+    from pruning_core import methods
+
+    defaults = asdict(methods.get(cfg.method).options({}))
+    return {k: v for k, v in cfg.options_dict().items() if defaults.get(k) != v}
+
+
+def _config_label(cfg) -> str:
+    """task, model (if not default), method, pattern, sparsity and non-default options of a run or attack."""
+    from pruning_core.robustness import AttackConfig
+
+    if isinstance(cfg, AttackConfig):
+        target = "the dense model" if cfg.dense else _config_label(cfg.run)
+        budget = f", {cfg.query_budget} queries" if cfg.query_budget else ""
+        return f"attack {cfg.recipe} (n={cfg.n}, seed {cfg.seed}{budget}) on {target}"
+    opts = _changed_options(cfg)
+    model = "" if cfg.model == "default" else f" [{cfg.model}]"
+    return (f"{cfg.task}{model} {cfg.method} {cfg.pattern} {cfg.sparsity:g}"
+            + (f" {json.dumps(opts)}" if opts else "") + (f" seed {cfg.seed}" if cfg.seed else ""))
+
+
+def _outcome_line(event) -> str:
+    from rich.markup import escape
+
+    out, cfg = event.outcome, event.config
+    label = escape(_config_label(cfg))
+    if not out.ok:
+        return f"[red]failed[/] {label}: {escape(out.error.splitlines()[0])}"
+    r = out.result
+    if out.job.kind == "attack":
+        s = r["summary"]
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        what = (f"clean accuracy {pct(s['clean_accuracy'])}, accuracy under attack "
+                f"{pct(s['accuracy_under_attack'])}, attack success rate {pct(s['attack_success_rate'])}")
+    else:
+        flops = (r.get("structure") or {}).get("flops_reduction")
+        what = (f"accuracy {r['accuracy']:.4f} (dense {r['dense_accuracy']:.4f}), achieved sparsity "
+                f"{r['achieved_sparsity']:.4f}" + (f", FLOPs -{flops:.1%}" if flops is not None else ""))
+    return f"[green]done[/] {label}: {what} [dim]({out.seconds:.1f} s, {out.worker})[/]"
+
+
+def _sweep_with_device(sweep, device: str):
+    from dataclasses import replace
+
+    from pruning_core.sweepfile import _check_device
+
+    _check_device(device)
+    runs = tuple(r.with_(device=device) for r in sweep.runs)
+    attacks = tuple(a.with_(run=a.run.with_(device=device)) for a in sweep.attacks)
+    return replace(sweep, runs=runs, attacks=attacks)
+
+
+def cmd_sweep(args) -> int:
+    import signal
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pruning_core import executors, sweepfile
+    from pruning_core.store import Store
+    from pruning_core.sweep import new_sweep_id, plan, run_sweep
+
+    if args.executor not in executors.EXECUTORS:
+        raise PrunescopeError(f"unknown executor '{args.executor}'; choose one of {', '.join(executors.EXECUTORS)}")
+    if args.workers is not None and args.workers < 1:
+        raise PrunescopeError(f"--workers must be at least 1; got {args.workers}")
+    store = None
+    sweep_id = args.sweep_id
+    try:
+        sweep = sweepfile.load(args.file)
+        if args.device:
+            sweep = _sweep_with_device(sweep, args.device)
+        if args.dry_run:
+            return _dry_run(sweep, args)
+        store = Store(args.store)
+    except PrunescopeError as exc:
+        if sweep_id:  # a background sweep: say why on its status row
+            Store(args.store).update_sweep(sweep_id, state="failed", finished=time.time(), error=str(exc))
+        raise
+    sweep_id = sweep_id or new_sweep_id()
+    err = _wide_console(stderr=True)
+    p = plan(sweep, store, args.skip_failed)
+    err.print(f"sweep {sweep.name} ({sweep_id}): {sweepfile.describe(sweep)}; {p.stored} already stored"
+              + (f", {p.skipped_failed} failed before (skipped)" if p.skipped_failed else "")
+              + f", {p.todo} to compute; store {store.path}", soft_wrap=True, highlight=False)
+    if not p.todo:
+        store.update_sweep(sweep_id, state="finished", total=p.total, stored=p.stored, started=time.time(),
+                           finished=time.time(), spec=sweep.source)
+        print(f"sweep {sweep.name}: all {p.total} configs are stored")
+        return 0
+    gpus = args.gpus_per_task
+    if args.executor == "ray" and not gpus and (args.device or "").startswith("cuda"):
+        gpus = 1
+    workers = args.workers
+    if args.executor == "local" and workers is None:
+        workers = executors.default_workers(max(len(p.runs), len(p.attacks)), _peak_estimate(p, store))
+
+    def on_term(signum, frame):  # `sweep.cancel` and kill: stop like Ctrl-C, with the status row updated
+        raise KeyboardInterrupt
+
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, on_term)
+    if args.executor == "ray":
+        err.print("[dim]starting Ray...[/]" if not args.address else f"[dim]joining Ray at {args.address}...[/]")
+    try:
+        executor = executors.make(args.executor, workers, args.address, args.cpus_per_task, gpus)
+    except PrunescopeError as exc:
+        store.update_sweep(sweep_id, state="failed", finished=time.time(), error=str(exc))
+        raise
+    err.print(f"[dim]running on {executor.describe()}[/]", soft_wrap=True)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[tally]}"), TimeElapsedColumn())
+    try:
+        with executor, Progress(*columns, console=err) as bar:
+            task = bar.add_task(f"sweep {sweep.name}", total=p.todo, tally="")
+
+            def on_event(ev):
+                bar.console.print(_outcome_line(ev), soft_wrap=True, highlight=False)
+                bar.update(task, completed=ev.done + ev.failed,
+                           tally=f"{ev.done} done" + (f", [red]{ev.failed} failed[/]" if ev.failed else ""))
+
+            report = run_sweep(sweep, store, executor, sweep_id=sweep_id, on_event=on_event,
+                               skip_failed=args.skip_failed)
+    except KeyboardInterrupt:
+        err.print("stopped: every finished config is stored; run the same command to resume")
+        raise
+    print(f"sweep {sweep.name} ({sweep_id}): {report.total} configs, {report.stored} already stored, "
+          f"{report.done} computed, {report.failed} failed in {report.seconds:.0f} s; store {store.path}"
+          + ("; see `prunescope results --failures`" if report.failed else ""))
+    return 1 if report.failed else 0
+
+
+def _peak_estimate(p, store) -> float | None:
+    """The largest estimated peak memory of the runs left to do (None without a basis)."""
+    from pruning_core.estimate import estimate_run
+    from pruning_core.results import runs_table
+
+    table = runs_table(store, attacks=False)
+    peaks = [e.peak_mb for e in (estimate_run(c, table) for c in p.runs) if e.peak_mb]
+    return max(peaks) if peaks else None
+
+
+def _dry_run(sweep, args) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from pruning_core import executors
+    from pruning_core.estimate import estimate_sweep
+    from pruning_core.store import Store, default_path
+
+    path = args.store or default_path()
+    store = Store(path) if Path(path).exists() else None  # a dry run creates no store
+    est = estimate_sweep(sweep, store)
+    con = _wide_console()
+    fmt = lambda v, f="{:.1f}": "?" if v is None else f.format(v)  # noqa: E731
+    status = lambda s: "[red]failed before[/]" if s == "failed before" else s  # noqa: E731
+
+    table = Table(title=escape(f"sweep {sweep.name}: {len(sweep.runs)} runs ({args.file})"))
+    for col in ("#", "task", "model", "method", "pattern", "sparsity", "options (changed)", "seed", "status",
+                "prune s", "eval s", "peak MB", "estimate basis"):
+        table.add_column(col, justify="right" if col in ("#", "sparsity", "prune s", "eval s", "peak MB") else "left")
+    for i, (cfg, st, e) in enumerate(est.runs, 1):
+        table.add_row(str(i), cfg.task, escape(cfg.model), cfg.method, cfg.pattern, f"{cfg.sparsity:g}",
+                      escape(json.dumps(_changed_options(cfg))) if _changed_options(cfg) else "", str(cfg.seed),
+                      status(st),
+                      fmt(e.prune_seconds), fmt(e.eval_seconds), fmt(e.peak_mb, "{:.0f}"), escape(e.basis))
+    con.print(table)
+    if est.attacks:
+        at = Table(title=f"{len(est.attacks)} attacks (after their pruned runs)")
+        for col in ("#", "recipe", "n", "seed", "query budget", "target", "status", "prune s", "attack s",
+                    "estimate basis"):
+            at.add_column(col, justify="right" if col in ("#", "n", "seed", "prune s", "attack s") else "left")
+        for i, (a, st, e) in enumerate(est.attacks, 1):
+            target = "dense" if a.dense else f"{a.run.method} {a.run.pattern} {a.run.sparsity:g}"
+            at.add_row(str(i), a.recipe, str(a.n), str(a.seed), str(a.query_budget or "-"), f"{a.run.task} {target}",
+                       status(st), fmt(e.prune_seconds), fmt(e.eval_seconds), escape(e.basis))
+        con.print(at)
+    todo = sum(st != "stored" for rows in (est.runs, est.attacks) for _, st, _ in rows)
+    stored = len(sweep) - todo
+    workers = args.workers or (executors.default_workers(todo, est.peak_mb) if args.executor == "local" else 1)
+    line = (f"{len(sweep)} configs: {stored} stored, {todo} to compute. Estimated {est.todo_seconds / 60:.1f} "
+            "CPU-minutes of prune + eval (+ attacks) at the speed of this store's earlier runs")
+    if est.unknown:
+        line += (f"; {est.unknown} config(s) have no basis for an estimate (no stored run of that method and "
+                 "pattern kind, or attack of that recipe)")
+    if todo:
+        line += (f"; with {workers} parallel worker(s) at least {est.wall_seconds(workers) / 60:.1f} min wall time"
+                 + (f", peak memory per worker up to {est.peak_mb:.0f} MB" if est.peak_mb else ""))
+    print(line + ". Nothing was computed (--dry-run).")
+    return 0
+
+
+def cmd_results(args) -> int:
+    from rich.table import Table
+
+    from pruning_core.results import failures_table, runs_table, write_table
+    from pruning_core.store import Store
+
+    store = Store(args.store)
+    if args.failures and args.sweeps:
+        raise PrunescopeError("--failures and --sweeps are two different tables: pick one")
+    filters = {k: getattr(args, k) for k in ("model", "task", "method", "pattern")}
+    if args.sweeps:
+        df = store.sweeps()
+    elif args.failures:
+        df = failures_table(store, **filters)
+    else:
+        df = runs_table(store, sparsity=args.sparsity, **filters)
+    if args.format is not None or args.out is not None:
+        text = write_table(df, args.out, args.format)
+        if text is not None:
+            sys.stdout.write(text)
+        else:
+            print(f"wrote {len(df)} rows to {args.out}", file=sys.stderr)
+        return 0
+    con = _wide_console()
+    if args.sweeps or args.failures:
+        cols = (["id", "state", "total", "stored", "done", "failed", "pid", "spec"] if args.sweeps else
+                ["key", "kind", "task", "method", "pattern", "sparsity", "error"])
+    else:
+        attack_cols = [c for c in df.columns if c.endswith("_accuracy_under_attack")]
+        optional = [c for c in ("flops_reduction",) if c in df and df[c].notna().any()]
+        cols = ["key", "task", "method", "pattern", "sparsity", "options", "accuracy", "dense_accuracy",
+                "achieved_sparsity", *optional, "prune_seconds", "peak_total_mb", *attack_cols]
+    title = ("sweeps" if args.sweeps else "sweep failures" if args.failures else "stored runs") + f" in {store.path}"
+    table = Table(title=title)
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("key", "id", "task", "method", "pattern", "options", "error",
+                                                      "kind", "state", "spec") else "right")
+    for _, row in df.iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            if c == "error":
+                v = str(v).splitlines()[0]
+            cells.append("" if v is None or (isinstance(v, float) and v != v) else
+                         f"{v:.4f}" if isinstance(v, float) and c not in ("prune_seconds", "peak_total_mb") else
+                         f"{v:.1f}" if isinstance(v, float) else str(v))
+        table.add_row(*cells)
+    con.print(table)
+    if not (args.sweeps or args.failures):
+        print(f"{len(df)} runs; --format csv|parquet|json [--out FILE] for every column", file=sys.stderr)
     return 0
 
 

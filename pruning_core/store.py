@@ -63,7 +63,33 @@ CREATE TABLE IF NOT EXISTS speed (
     result TEXT NOT NULL            -- speed.measure_run(): rows (dense, run) and settings
 );
 CREATE INDEX IF NOT EXISTS speed_key ON speed(key, created);
+CREATE TABLE IF NOT EXISTS sweep_failures (
+    key TEXT PRIMARY KEY,           -- the run's config key or the attack's key
+    kind TEXT NOT NULL,             -- 'run' or 'attack'
+    created REAL NOT NULL,
+    sweep TEXT,                     -- the sweep that recorded it (sweeps.id), if any
+    model TEXT, task TEXT, method TEXT, pattern TEXT, sparsity REAL,
+    config TEXT NOT NULL,           -- ExperimentConfig.to_dict() or AttackConfig.to_dict()
+    error TEXT NOT NULL             -- the message (and, for an unexpected exception, its traceback)
+);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    started REAL, finished REAL,
+    host TEXT, pid INTEGER,
+    state TEXT NOT NULL,            -- starting | running | finished | interrupted | failed
+    total INTEGER NOT NULL DEFAULT 0,   -- runs + attacks in the grid
+    stored INTEGER NOT NULL DEFAULT 0,  -- already in the store when the sweep started (skipped)
+    done INTEGER NOT NULL DEFAULT 0,    -- computed by this sweep
+    failed INTEGER NOT NULL DEFAULT 0,
+    spec TEXT,                      -- the sweep file's path
+    log TEXT,                       -- where the sweep's output goes (background sweeps)
+    error TEXT                      -- why the sweep itself stopped (state failed)
+);
 """
+
+SWEEP_FIELDS = ("started", "finished", "host", "pid", "state", "total", "stored", "done", "failed", "spec", "log",
+                "error")
 
 ATTACK_COLUMNS = ("key, created, model, task, method, pattern, sparsity, recipe, n, seed, complete, clean_accuracy, "
                   "accuracy_under_attack, attack_success_rate")
@@ -108,10 +134,14 @@ class Store:
         con.execute("PRAGMA foreign_keys=ON")
         return con
 
-    def save(self, result_json: dict, masks: dict[str, torch.Tensor] | None = None) -> str:
-        """Insert or replace one run (and its masks) in a single transaction; returns its key."""
+    def save(self, result_json: dict, masks: dict[str, torch.Tensor] | None = None,
+             packed: dict[str, tuple[int, int, bytes]] | None = None) -> str:
+        """Insert or replace one run (and its masks) in a single transaction; returns its key.
+        `packed`: masks already packed as `(rows, cols, pack_mask(mask))` (what sweep workers send).
+        A recorded sweep failure of the same key is cleared."""
         cfg, key = result_json["config"], result_json["key"]
-        packed = ((key, n, m.shape[0], m.shape[1], pack_mask(m)) for n, m in (masks or {}).items())
+        packed_rows = [(key, n, m.shape[0], m.shape[1], pack_mask(m)) for n, m in (masks or {}).items()]
+        packed_rows += [(key, n, int(r), int(c), bytes(b)) for n, (r, c, b) in (packed or {}).items()]
         with closing(self._connect()) as con, con:
             con.execute("DELETE FROM runs WHERE key = ?", (key,))
             con.execute(
@@ -119,8 +149,14 @@ class Store:
                 (key, time.time(), cfg["model"], cfg["task"], cfg["method"], cfg["pattern"], cfg["sparsity"],
                  result_json.get("achieved_sparsity"), result_json.get("dense_accuracy"),
                  result_json.get("accuracy"), result_json.get("prune_seconds"), json.dumps(result_json)))
-            con.executemany("INSERT INTO masks VALUES (?,?,?,?,?)", packed)
+            con.executemany("INSERT INTO masks VALUES (?,?,?,?,?)", packed_rows)
+            con.execute("DELETE FROM sweep_failures WHERE key = ?", (key,))
         return key
+
+    def run_keys(self) -> set[str]:
+        """Keys of every stored run (one query: a sweep checks thousands of configs at once)."""
+        with closing(self._connect()) as con:
+            return {r[0] for r in con.execute("SELECT key FROM runs")}
 
     def has(self, key: str) -> bool:
         with closing(self._connect()) as con:
@@ -171,6 +207,7 @@ class Store:
 
     @staticmethod
     def _complete_attack(con, key: str, summary: dict) -> None:
+        con.execute("DELETE FROM sweep_failures WHERE key = ?", (key,))
         con.execute("UPDATE attacks SET complete = 1, clean_accuracy = ?, accuracy_under_attack = ?, "
                     "attack_success_rate = ?, summary = ? WHERE key = ?",
                     (summary["clean_accuracy"], summary["accuracy_under_attack"],
@@ -205,6 +242,11 @@ class Store:
         with closing(self._connect()) as con:
             row = con.execute("SELECT complete FROM attacks WHERE key = ?", (key,)).fetchone()
         return bool(row and row[0])
+
+    def attack_keys(self) -> set[str]:
+        """Keys of every finished attack."""
+        with closing(self._connect()) as con:
+            return {r[0] for r in con.execute("SELECT key FROM attacks WHERE complete = 1")}
 
     def attacks(self, **filters) -> pd.DataFrame:
         """Summary table of stored attacks, newest first; filters: model=, task=, method=, recipe=, complete=."""
@@ -263,3 +305,66 @@ class Store:
         with closing(self._connect()) as con:
             rows = con.execute(q + " ORDER BY created DESC, id DESC", params).fetchall()
         return [json.loads(r) | {"created": c} for c, r in rows]
+
+    # ---- sweeps: failed configs (cleared by a later success) and the status of each sweep ----------
+
+    def record_failure(self, key: str, kind: str, config: dict, error: str, sweep: str | None = None) -> None:
+        """Remember that config `key` failed (replacing an earlier failure of it)."""
+        run = config.get("run", config)  # an attack's config holds its run's
+        with closing(self._connect()) as con, con:
+            con.execute("INSERT OR REPLACE INTO sweep_failures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (key, kind, time.time(), sweep, run.get("model"), run.get("task"), run.get("method"),
+                         run.get("pattern"), run.get("sparsity"), json.dumps(config), error))
+
+    def failures(self, **filters) -> pd.DataFrame:
+        """Recorded failures, newest first; filters: kind=, sweep=, model=, task=, method=, pattern=."""
+        allowed = {"kind", "sweep", "model", "task", "method", "pattern"}
+        if set(filters) - allowed:
+            raise ValueError(f"unknown failure filter(s) {sorted(set(filters) - allowed)}")
+        where = " AND ".join(f"{k} = ?" for k in filters if filters[k] is not None)
+        params = [v for v in filters.values() if v is not None]
+        sql = ("SELECT key, kind, created, sweep, model, task, method, pattern, sparsity, config, error "
+               "FROM sweep_failures" + (f" WHERE {where}" if where else "") + " ORDER BY created DESC")
+        with closing(self._connect()) as con:
+            return pd.read_sql_query(sql, con, params=params)
+
+    def failure_keys(self) -> set[str]:
+        with closing(self._connect()) as con:
+            return {r[0] for r in con.execute("SELECT key FROM sweep_failures")}
+
+    def begin_sweep(self, sweep_id: str, **fields) -> None:
+        """Create the status row of a sweep (state `starting` unless given)."""
+        fields.setdefault("state", "starting")
+        self._check_sweep_fields(fields)
+        cols = ["id", "created", *fields]
+        with closing(self._connect()) as con, con:
+            con.execute(f"INSERT INTO sweeps ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                        (sweep_id, time.time(), *fields.values()))
+
+    def update_sweep(self, sweep_id: str, **fields) -> None:
+        """Set fields of a sweep's status row (created if missing, so a sweep started by hand reports too)."""
+        self._check_sweep_fields(fields)
+        with closing(self._connect()) as con, con:
+            con.execute("INSERT OR IGNORE INTO sweeps (id, created, state) VALUES (?, ?, 'starting')",
+                        (sweep_id, time.time()))
+            if fields:
+                con.execute(f"UPDATE sweeps SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                            (*fields.values(), sweep_id))
+
+    def sweep(self, sweep_id: str) -> dict | None:
+        """The status row of a sweep, or None."""
+        with closing(self._connect()) as con:
+            con.row_factory = sqlite3.Row
+            row = con.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        return dict(row) if row else None
+
+    def sweeps(self) -> pd.DataFrame:
+        """Every sweep's status row, newest first."""
+        with closing(self._connect()) as con:
+            return pd.read_sql_query("SELECT * FROM sweeps ORDER BY created DESC", con)
+
+    @staticmethod
+    def _check_sweep_fields(fields: dict) -> None:
+        unknown = set(fields) - set(SWEEP_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown sweep field(s) {sorted(unknown)}")

@@ -801,3 +801,112 @@ def test_experiments_page_lists_structured_runs(kwon_app):
     assert not at.exception, at.exception
     exported = (export.default_root(get_store()) / key / "prunescope.json").is_file()
     assert at.button(key="exp_export").label == ("Export again" if exported else "Export model")
+
+
+def _capture_downloads(monkeypatch) -> dict:
+    """file name -> bytes of every st.download_button the app renders (AppTest keeps them in memory)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    seen = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        seen[filename] = path_or_data.encode() if isinstance(path_or_data, str) else bytes(path_or_data)
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return seen
+
+
+def test_experiments_page_downloads_the_results_table_and_lists_failures(monkeypatch):
+    """The flat results table (results.runs_table) as CSV and Parquet, both parsing back to the stored runs;
+    recorded sweep failures in an expander."""
+    import io
+
+    import pandas as pd
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.common import demo_imported, get_store
+    from pruning_core.config import ExperimentConfig
+
+    store = get_store()
+    demo_imported()
+    bad = ExperimentConfig.create(method="magnitude", sparsity=0.5, calib_size=3, seq_len=12, eval_size=5)
+    store.record_failure(bad.key(), "run", bad.to_dict(), "Traceback ...\nRuntimeError: out of tea")
+    key = store.runs()["key"].iloc[0]
+    want = store.load(key)["accuracy"]
+    files = _capture_downloads(monkeypatch)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("experiments_page.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert {"prunescope_results.csv", "prunescope_results.parquet"} <= set(files), sorted(files)
+    for table in (pd.read_csv(io.BytesIO(files["prunescope_results.csv"])),
+                  pd.read_parquet(io.BytesIO(files["prunescope_results.parquet"]))):
+        assert len(table) == len(store.runs()) and table["key"].is_unique
+        row = table[table["key"] == key]
+        assert len(row) == 1 and row["accuracy"].iloc[0] == pytest.approx(want)
+    box = next(e for e in at.expander if e.label.startswith("Failed configs"))
+    failed = box.dataframe[0].value
+    row = failed[failed["key"] == bad.key()].iloc[0]
+    assert row["error"] == "RuntimeError: out of tea" and row["method"] == "magnitude"
+
+
+def test_compare_page_runs_the_missing_configs_in_the_background():
+    """'Run in background' starts the grid's missing run as a detached sweep; the page follows it by id,
+    a fresh session (a reload) finds it in the store's sweeps, and the run ends up stored exactly once."""
+    import time
+
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.common import get_store
+    from pruning_core import sweep as sweeps
+    from pruning_core.config import ExperimentConfig
+
+    store = get_store()
+    cfg = ExperimentConfig.create(method="magnitude", sparsity=0.5, calib_size=4, seq_len=24, eval_size=8)
+    store.delete(cfg.key())
+    tiny = {"cmp_methods": ["magnitude"], "cmp_patterns": ["unstructured"], "cmp_sparsities": [0.5], "cmp_calib": 4,
+            "cmp_seq": 24, "cmp_eval": 8}  # set before the page first draws: no 243-run default grid to chart
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    for k, v in tiny.items():
+        at.session_state[k] = v
+    at.switch_page("compare_page.py")
+    at.run()
+    assert any(c.value == "1 runs in the grid: 0 stored, 1 to compute" for c in at.caption)
+    at.button(key="cmp_bg").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    sweep_id = at.session_state["cmp_sweep"]
+    assert sweep_id and sweeps.status(store, sweep_id)["total"] == 1
+    assert at.button(key="cmp_bg").disabled  # one sweep at a time
+    assert at.button(key="cmp_cancel")
+
+    reloaded = AppTest.from_file(APP, default_timeout=120)  # a new browser session
+    reloaded.run()
+    for k, v in tiny.items():
+        reloaded.session_state[k] = v
+    reloaded.switch_page("compare_page.py")
+    reloaded.run()
+    assert not reloaded.exception, reloaded.exception
+    assert reloaded.session_state["cmp_sweep"] == sweep_id  # found again: it still runs
+    assert any(o.startswith(sweep_id) for o in reloaded.selectbox(key="cmp_sweep_pick").options)  # listed
+
+    deadline = time.time() + 120
+    while sweeps.status(store, sweep_id)["alive"] and time.time() < deadline:
+        time.sleep(0.5)
+    st = sweeps.status(store, sweep_id)
+    log = Path(st["log"]).read_text() if st.get("log") else ""
+    assert st["state"] == "finished" and (st["done"], st["failed"]) == (1, 0), log
+    runs = store.runs()
+    assert (runs["key"] == cfg.key()).sum() == 1
+    at.run()
+    assert not at.exception, at.exception
+    assert any(c.value == "1 runs in the grid: 1 stored, 0 to compute" for c in at.caption)
+    assert "cmp_bg" not in [b.key for b in at.button] and "cmp_cancel" not in [b.key for b in at.button]
+    assert any(s.value.startswith(f"Sweep {sweep_id} finished: 1 computed") for s in at.success)
+    acc = next(s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"] == "Accuracy vs sparsity")
+    assert acc["data"][0]["y"] == pytest.approx([store.load(cfg.key())["accuracy"]])
