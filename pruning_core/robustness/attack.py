@@ -257,6 +257,8 @@ def visible_text(tokenizer, text: str, max_length: int) -> str:
     the part of the text a classifier that truncates at `max_length` reads. Its tokens are a prefix of
     the full text's tokens. Deviation from attacking the whole text: a word deleted or split by the
     attack can no longer pull unseen words into view."""
+    if not getattr(tokenizer, "is_fast", False):  # offsets and word ids need a fast tokenizer
+        raise PrunescopeError("visible_only needs a fast (Rust) tokenizer; attack the whole text instead")
     # one token more than the model reads tells whether the last word read is cut in two
     enc = tokenizer(text, truncation=True, max_length=max_length + 1, return_offsets_mapping=True)
     offsets, words = enc["offset_mapping"], enc.word_ids()
