@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks.common import OUT, machine, print_table
+from benchmarks.common import OUT, machine, print_progress, print_table
 from pruning_core.config import ExperimentConfig
 from pruning_core.store import Store
 from pruning_core.sweep import attack_grid, run_attack_grid, run_grid
@@ -34,11 +34,6 @@ def _recon(task, sparsity, mode, epochs, self_generated=0):
                                             "self_generated": self_generated})
 
 
-def _progress(done, total, cfg, computed):
-    if computed:
-        print(f"[{done}/{total}] {cfg.task} {cfg.method} {cfg.sparsity:g} {dict(cfg.options)}", flush=True)
-
-
 def _final(res, key):
     return res["blocks"][-1][key]
 
@@ -48,7 +43,7 @@ def reconstruction_tables(store, task, epochs, n_gen, parts):
         configs = [_recon(task, sparsity, m, epochs) for m in MODES]
         if "c" in parts:
             configs += [_recon(task, sparsity, m, epochs, n_gen) for m in MODES[1:]]
-        res = run_grid(configs, store, on_progress=_progress)
+        res = run_grid(configs, store, on_progress=print_progress)
         lr = res[0]
         rows = []
         for cfg, r in zip(configs, res):
@@ -65,7 +60,7 @@ def reconstruction_tables(store, task, epochs, n_gen, parts):
 
 def epochs_table(store, task):
     configs = [_recon(task, 0.7, "br", e) for e in (10, 30, 100)] + [_recon(task, 0.7, "lr", 10)]
-    res = run_grid(configs, store, on_progress=_progress)
+    res = run_grid(configs, store, on_progress=print_progress)
     lr = res[-1]
     rows = [[cfg.options_dict()["epochs"], _final(r, "cumulative_error"),
              f"{100 * (_final(r, 'cumulative_error') / _final(lr, 'cumulative_error') - 1):+.1f}%",
@@ -80,7 +75,7 @@ def robustness_table(store, task, n, recipes=("deepwordbug", "glove-word-swap"))
     prune_cfgs = [ExperimentConfig.create(task=task, method=m, sparsity=s, **CALIB) for m in methods
                   for s in sparsities]
     clean = {(c.method, c.sparsity): r["accuracy"] for c, r in zip(prune_cfgs, run_grid(prune_cfgs, store,
-                                                                                    on_progress=_progress))}
+                                                                                    on_progress=print_progress))}
     t0 = time.perf_counter()
 
     def progress(done, total, cfg):

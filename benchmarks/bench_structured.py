@@ -20,17 +20,12 @@ import argparse
 
 import torch
 
-from benchmarks.common import OUT, machine, print_table
+from benchmarks.common import OUT, machine, print_progress, print_table
 from pruning_core.config import ExperimentConfig
 from pruning_core.store import Store
 from pruning_core.sweep import run_grid
 
 CALIB = dict(calib_size=128, seq_len=64, device="cpu")
-
-
-def _progress(done, total, cfg, computed):
-    if computed:
-        print(f"[{done}/{total}] {cfg.task} {cfg.method} {cfg.sparsity:g} {dict(cfg.options)}", flush=True)
 
 
 def _flops_removed(res) -> float:
@@ -49,12 +44,12 @@ def kprune_vs_kwon(store, task, budgets, ablation: bool = False) -> list[dict]:
     """With `ablation`, also kprune without its weight tuning (what the least-squares refit adds)."""
     configs = [ExperimentConfig.create(task=task, method=m, sparsity=b, **CALIB) for b in budgets
                for m in ("kwon", "kprune")]
-    results = run_grid(configs, store, on_progress=_progress)
+    results = run_grid(configs, store, on_progress=print_progress)
     untuned = {}
     if ablation:
         extra = [ExperimentConfig.create(task=task, method="kprune", sparsity=b, options={"tune": False}, **CALIB)
                  for b in budgets]
-        untuned = {c.sparsity: r for c, r in zip(extra, run_grid(extra, store, on_progress=_progress))}
+        untuned = {c.sparsity: r for c, r in zip(extra, run_grid(extra, store, on_progress=print_progress))}
     rows = []
     for b in budgets:
         pair = {r["config"]["method"]: r for r in results if r["config"]["sparsity"] == b}
@@ -74,7 +69,7 @@ def pat_vs_lora(store, task, steps) -> list[dict]:
     configs = [ExperimentConfig.create(task=task, method="pat", sparsity=0.25, **CALIB,
                                        options={"steps": steps, "baseline": baseline})
                for baseline in (False, True)]
-    results = run_grid(configs, store, on_progress=_progress)
+    results = run_grid(configs, store, on_progress=print_progress)
     rows = []
     for r in results:
         s = r["structure"]
@@ -166,7 +161,7 @@ def main() -> None:
             pat_vs_lora(store, task, args.pat_steps)
         if "c" in args.parts:  # every stored structured run of this task, and one unstructured run
             run_grid([ExperimentConfig.create(task=task, method="sparsegpt", sparsity=0.5, **CALIB)], store,
-                     on_progress=_progress)
+                     on_progress=print_progress)
             runs = [store.load(k) for k in store.runs(task=task)["key"]]
             runs = [r for r in runs if r.get("structure") or r["config"]["method"] == "sparsegpt"]
             runs.sort(key=lambda r: (r["config"]["method"], str(r["config"]["options"]), r["config"]["sparsity"]))

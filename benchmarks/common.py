@@ -44,3 +44,9 @@ def threads() -> int:
 
 def machine() -> str:
     return f"{os.cpu_count()} CPU cores, torch threads {threads()}"
+
+
+def print_progress(done, total, cfg, computed) -> None:
+    """`run_grid`'s on_progress: one line per config it had to compute."""
+    if computed:
+        print(f"[{done}/{total}] {cfg.task} {cfg.method} {cfg.sparsity:g} {dict(cfg.options)}", flush=True)

@@ -179,10 +179,14 @@ class Store:
 
     def runs(self, **filters) -> pd.DataFrame:
         """Summary table of stored runs, newest first; filters: model=, task=, method=, pattern=."""
+        return self._select("SELECT key, created, model, task, method, pattern, sparsity, achieved_sparsity, "
+                            "dense_accuracy, accuracy, prune_seconds FROM runs", filters)
+
+    def _select(self, select: str, filters: dict) -> pd.DataFrame:
+        """`select` with `column = value` for every filter that is not None, newest first."""
         where = " AND ".join(f"{k} = ?" for k in filters if filters[k] is not None)
         params = [v for v in filters.values() if v is not None]
-        sql = ("SELECT key, created, model, task, method, pattern, sparsity, achieved_sparsity, dense_accuracy, "
-               "accuracy, prune_seconds FROM runs" + (f" WHERE {where}" if where else "") + " ORDER BY created DESC")
+        sql = select + (f" WHERE {where}" if where else "") + " ORDER BY created DESC"
         with closing(self._connect()) as con:
             return pd.read_sql_query(sql, con, params=params)
 
@@ -321,12 +325,8 @@ class Store:
         allowed = {"kind", "sweep", "model", "task", "method", "pattern"}
         if set(filters) - allowed:
             raise ValueError(f"unknown failure filter(s) {sorted(set(filters) - allowed)}")
-        where = " AND ".join(f"{k} = ?" for k in filters if filters[k] is not None)
-        params = [v for v in filters.values() if v is not None]
-        sql = ("SELECT key, kind, created, sweep, model, task, method, pattern, sparsity, config, error "
-               "FROM sweep_failures" + (f" WHERE {where}" if where else "") + " ORDER BY created DESC")
-        with closing(self._connect()) as con:
-            return pd.read_sql_query(sql, con, params=params)
+        return self._select("SELECT key, kind, created, sweep, model, task, method, pattern, sparsity, config, "
+                            "error FROM sweep_failures", filters)
 
     def failure_keys(self) -> set[str]:
         with closing(self._connect()) as con:
