@@ -54,6 +54,24 @@ def server(tmp_path_factory):
     proc.wait(timeout=20)
 
 
+def settle(page, timeout: int = 120_000) -> None:
+    """Wait until the script run is over and no stale element remains.
+
+    During a rerun Streamlit keeps the old elements (data-stale) beside the new ones, so a button can
+    briefly appear twice; clicking then is a strict-mode error on a slow machine.
+    """
+    page.wait_for_function("""() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
+                                 && !document.querySelector('[data-stale="true"]')""", timeout=timeout)
+
+
+def click(page, locator) -> None:
+    """Click a widget once the app has settled and the locator names exactly one element."""
+    settle(page)
+    pw = pytest.importorskip("playwright.sync_api")
+    pw.expect(locator).to_have_count(1, timeout=60_000)
+    locator.click()
+
+
 def test_prune_compare_learn_robustness_in_chromium(server):
     pw = pytest.importorskip("playwright.sync_api")
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -62,10 +80,11 @@ def test_prune_compare_learn_robustness_in_chromium(server):
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run", "--disable-quic"])
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.set_default_timeout(120_000)  # a loaded CI machine renders slowly
         page.goto(server)
         page.get_by_text("Prune a model").wait_for(timeout=60_000)
         # method: open the select box and pick wanda
-        page.get_by_role("combobox", name="Method").click()
+        click(page, page.get_by_role("combobox", name="Method"))
         page.get_by_role("option", name="wanda", exact=True).click()
         slider = page.get_by_role("slider")
         slider.focus()
@@ -75,8 +94,7 @@ def test_prune_compare_learn_robustness_in_chromium(server):
             box = page.get_by_label(label)
             box.fill(value)
             box.press("Enter")
-        page.wait_for_timeout(500)
-        page.get_by_role("button", name="Prune", exact=True).click()
+        click(page, page.get_by_role("button", name="Prune", exact=True))
         page.get_by_text("Pruned accuracy").wait_for(timeout=240_000)
         page.locator(".js-plotly-plot .main-svg:visible").first.wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
@@ -86,11 +104,12 @@ def test_prune_compare_learn_robustness_in_chromium(server):
         assert page.get_by_test_id("stException").count() == 0
 
         # a structured method (Kwon et al., the fastest): no pattern, a FLOPs budget, the kept-unit views
-        page.get_by_role("combobox", name="Method").click()
+        click(page, page.get_by_role("combobox", name="Method"))
         page.get_by_role("option", name="kwon", exact=True).click()
         page.get_by_text("Encoder FLOPs removed").wait_for(timeout=60_000)
+        settle(page)
         assert page.get_by_role("combobox", name="Pattern").count() == 0
-        page.get_by_role("button", name="Prune", exact=True).click()
+        click(page, page.get_by_role("button", name="Prune", exact=True))
         page.get_by_text("FLOPs removed", exact=True).wait_for(timeout=240_000)
         page.locator(".js-plotly-plot .gtitle", has_text="Attention heads kept").wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
@@ -117,13 +136,12 @@ def test_prune_compare_learn_robustness_in_chromium(server):
         page.get_by_test_id("stSidebarNav").get_by_text("Robustness").click()
         page.get_by_text("Robustness under attack").first.wait_for(timeout=60_000)
         for name in ("wanda", "sparsegpt", "30%", "70%", "90%"):
-            page.get_by_role("button", name=f"Remove {name}", exact=True).click()
-            page.wait_for_timeout(300)
+            click(page, page.get_by_role("button", name=f"Remove {name}", exact=True))
         box = page.get_by_role("spinbutton", name="Examples to attack")
         box.fill("3")
         box.press("Enter")
         page.get_by_text("2 attacks in the grid: 0 stored, 2 to compute").wait_for(timeout=60_000)
-        page.get_by_role("button", name="Compute the 2 missing attacks").click()
+        click(page, page.get_by_role("button", name="Compute the 2 missing attacks"))
         page.mouse.move(0, 0)  # no tooltip over the screenshot
         page.get_by_text("2 attacks in the grid: 2 stored, 0 to compute").wait_for(timeout=240_000)
         page.get_by_text("Adversarial examples").wait_for(timeout=60_000)
