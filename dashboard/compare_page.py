@@ -208,7 +208,8 @@ def robustness_section() -> None:
                                     or run["calib_size"] != calib_size or run["seq_len"] != seq_len):
             continue
         rows.append({"recipe": r.recipe, "method": r.method, "sparsity": r.sparsity, "n": r.n,
-                     "sample": (r.n, r.seed, row["config"].get("query_budget")), **row["summary"]})
+                     "sample": (r.n, r.seed, row["config"].get("query_budget"),
+                                bool(row["config"].get("visible_only", False))), **row["summary"]})
     if not any(r["method"] != "dense" for r in rows):
         st.info("No stored attacks of pruned models for this grid: compute them on the Robustness page.",
                 icon=":material/shield:")
@@ -221,7 +222,8 @@ def robustness_section() -> None:
     samples = sorted({r["sample"] for r in rows},  # the sample with the most attacks first
                      key=lambda s: (-sum(r["sample"] == s for r in rows), s[0], s[1], s[2] or 0))
     sample = c2.selectbox("Attacked sample", samples, key="cmp_sample", format_func=lambda s: (
-        f"{s[0]} examples, seed {s[1]}" + (f", at most {s[2]} queries" if s[2] else "")))
+        f"{s[0]} examples, seed {s[1]}" + (f", at most {s[2]} queries" if s[2] else "")
+        + (", visible words only" if s[3] else "")))
     seen, points = set(), []
     for r in rows:  # newest first: keep one attack per (method, sparsity)
         if r["sample"] == sample and (r["method"], r["sparsity"]) not in seen:

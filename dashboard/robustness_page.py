@@ -50,13 +50,16 @@ def sidebar():
                             help="a seeded sample of the task's test split, the same for every model")
         budget = st.number_input("Query budget per example (0 = none)", 0, 1_000_000, 0, key="rob_budget",
                                  help="stop attacking an example after this many model queries (counted as failed)")
+        visible = st.checkbox("Attack only the words the model reads", False, key="rob_visible",
+                              help="cut each text at the model's maximum length first: long articles (BBC News) "
+                                   "attack several times faster, and no edit lands on words the model never sees")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="rob_seed")
         calib_size = st.number_input("Calibration examples", 1, 4096, 128, key="rob_calib",
                                      help="for pruning the attacked models (the shipped demo uses 128)")
         seq_len = st.number_input("Calibration sequence length", 8, 512, 64, key="rob_seq",
                                   help="for pruning the attacked models (the shipped demo uses 64)")
     return (task, chosen, sparsities, recipe, why.get(recipe), int(n), int(budget) or None, int(seed),
-            int(calib_size), int(seq_len))
+            int(calib_size), int(seq_len), bool(visible))
 
 
 def compute(todo: list, recipe: str) -> list[str]:
@@ -150,7 +153,7 @@ def browser(rows: list[dict], task: str) -> None:
             st.html(charts.adversarial_example_html(rec, names))
 
 
-task, chosen, sparsities, recipe, why, n, budget, seed, calib_size, seq_len = sidebar()
+task, chosen, sparsities, recipe, why, n, budget, seed, calib_size, seq_len, visible = sidebar()
 r = RECIPES[recipe]
 st.caption(f"**{recipe}**: {r.title} ({r.paper}). Measures: clean accuracy, accuracy under attack (examples "
            "still correct after the attack, over all examples) and attack success rate ((clean correct − still "
@@ -162,7 +165,7 @@ if not chosen or not sparsities:
     st.stop()
 try:
     configs = attack_grid(task, chosen, sorted(sparsities), recipes=(recipe,), n=n, seed=seed,
-                          query_budget=budget, calib_size=calib_size, seq_len=seq_len)
+                          query_budget=budget, visible_only=visible, calib_size=calib_size, seq_len=seq_len)
 except PrunescopeError as exc:
     st.error(str(exc))
     st.stop()

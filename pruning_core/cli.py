@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("--recipe", default="deepwordbug", help="an attack recipe (see --list)")
     at.add_argument("--n", type=int, default=100, help="test examples to attack (a seeded sample)")
     at.add_argument("--query-budget", type=int, default=None, help="model queries per example (default: no limit)")
+    at.add_argument("--visible-only", action="store_true",
+                    help="attack only the words the model reads (texts cut at its maximum length); much faster "
+                         "on long documents, and no perturbation is wasted on words it never sees")
     at.add_argument("--method", default="magnitude", help="pruning method of the attacked model")
     at.add_argument("--sparsity", type=float, default=0.0, help="0 (default) attacks the dense model")
     at.add_argument("--pattern", default="unstructured")
@@ -266,7 +269,7 @@ def cmd_attack(args) -> int:
             model=args.model, task=args.task, method=args.method, sparsity=args.sparsity, pattern=args.pattern,
             calib_size=args.calib_size, seq_len=args.seq_len, seed=args.seed,
             options=_option_pairs(args.option), device=args.device)
-    cfg = AttackConfig(run, args.recipe, args.n, args.seed, args.query_budget).validate()
+    cfg = AttackConfig(run, args.recipe, args.n, args.seed, args.query_budget, args.visible_only).validate()
     recipes.check(cfg.recipe)  # unavailable here: say why before any work
     con = Console(stderr=True)
     counts = {"successful": 0, "failed": 0, "skipped": 0}
@@ -386,7 +389,8 @@ def _config_label(cfg) -> str:
 
     if isinstance(cfg, AttackConfig):
         target = "the dense model" if cfg.dense else _config_label(cfg.run)
-        budget = f", {cfg.query_budget} queries" if cfg.query_budget else ""
+        budget = (f", {cfg.query_budget} queries" if cfg.query_budget else "") + (
+            ", visible words only" if cfg.visible_only else "")
         return f"attack {cfg.recipe} (n={cfg.n}, seed {cfg.seed}{budget}) on {target}"
     opts = _changed_options(cfg)
     model = "" if cfg.model == "default" else f" [{cfg.model}]"

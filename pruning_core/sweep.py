@@ -99,9 +99,10 @@ ROBUSTNESS_SPARSITIES = (0.0, 0.3, 0.5, 0.7, 0.9)
 
 def attack_grid(task: str, methods: Iterable[str], sparsities: Iterable[float] = ROBUSTNESS_SPARSITIES,
                 recipes: Iterable[str] = ("deepwordbug",), n: int = 100, seed: int = 0,
-                query_budget: int | None = None, pattern: str = "unstructured", **common) -> list:
+                query_budget: int | None = None, pattern: str = "unstructured", visible_only: bool = False,
+                **common) -> list:
     """AttackConfigs for every recipe x method x sparsity; sparsity 0 is the dense model, attacked once
-    per recipe (every method shares it)."""
+    per recipe (every method shares it). `visible_only` attacks only the words the model reads."""
     from pruning_core.robustness import AttackConfig
 
     out, seen = [], set()
@@ -110,7 +111,7 @@ def attack_grid(task: str, methods: Iterable[str], sparsities: Iterable[float] =
             for s in sparsities:
                 run = ExperimentConfig.create(task=task, method=m, pattern=pattern if s else "unstructured",
                                               sparsity=float(s), **common)
-                cfg = AttackConfig(run, recipe, n, seed, query_budget).validate()
+                cfg = AttackConfig(run, recipe, n, seed, query_budget, visible_only).validate()
                 key = cfg.key()
                 if key not in seen:
                     seen.add(key)

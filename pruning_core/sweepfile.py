@@ -17,7 +17,7 @@ seq_len: 64
 eval_size: 200
 seed: 0
 attacks:                          # optional: run after their pruned runs are stored
-  - {recipe: deepwordbug, n: 100, seed: 0, query_budget: 500}
+  - {recipe: deepwordbug, n: 100, seed: 0, query_budget: 500}   # visible_only: true for long texts
   - {recipe: glove-word-swap, n: 50, methods: [wanda], sparsities: [0.5], dense: false}
 ```
 
@@ -52,7 +52,7 @@ TOP_KEYS = {
     "device": "auto | cpu | cuda | cuda:N",
     "attacks": "attack recipes run on the pruned (and dense) models",
 }
-ATTACK_KEYS = ("recipe", "n", "seed", "query_budget", "dense", "methods", "sparsities", "tasks")
+ATTACK_KEYS = ("recipe", "n", "seed", "query_budget", "visible_only", "dense", "methods", "sparsities", "tasks")
 STRUCTURED = "structured"
 
 
@@ -464,7 +464,8 @@ def parse(spec: Any, source: str = "<spec>", lines: dict | None = None) -> Sweep
 
 def _attack_entries(p: _Problems, spec: dict, tasks: list[str], method_names: list[str],
                     sparsities: list[float]) -> list[dict]:
-    """The checked attack entries: {recipe, n, seed, query_budget, dense, methods?, sparsities?, tasks?}."""
+    """The checked attack entries: {recipe, n, seed, query_budget, visible_only, dense, methods?, sparsities?,
+    tasks?}."""
     from pruning_core.robustness import recipes
 
     raw = spec.get("attacks", [])
@@ -492,6 +493,7 @@ def _attack_entries(p: _Problems, spec: dict, tasks: list[str], method_names: li
                    "n": _scalar(p, entry, "n", int, 100, 1, path),
                    "seed": _scalar(p, entry, "seed", int, 0, 0, path),
                    "query_budget": _scalar(p, entry, "query_budget", (int, type(None)), None, 1, path),
+                   "visible_only": _scalar(p, entry, "visible_only", bool, False, None, path),
                    "dense": _scalar(p, entry, "dense", bool, True, None, path)}
         for key, allowed in (("methods", method_names), ("sparsities", sparsities), ("tasks", tasks)):
             if key not in entry:
@@ -528,7 +530,8 @@ def _expand_attacks(p: _Problems, entries: list[dict], runs: list[ExperimentConf
         targets += [r for r in chosen if r.sparsity > 0 or r.pattern != "unstructured"]
         for run in targets:
             try:
-                cfg = AttackConfig(run, e["recipe"], e["n"], e["seed"], e["query_budget"]).validate()
+                cfg = AttackConfig(run, e["recipe"], e["n"], e["seed"], e["query_budget"],
+                                   e["visible_only"]).validate()
             except PrunescopeError as exc:
                 p.add(("attacks", i), str(exc))
                 break

@@ -547,10 +547,15 @@ def test_robustness_page_attacks_a_tiny_grid():
     assert len(cards) == int(counts["failed"]) and all(">failed</span>" in c.proto.body for c in cards)
     if not cards:
         assert any(i.value == "No failed examples in this attack." for i in at.info)
+    at.checkbox(key="rob_visible").check()  # a visible-words-only attack is another attack, not the stored one
+    at.run()
+    assert any(c.value == "2 attacks in the grid: 0 stored, 2 to compute" for c in at.caption)
+    at.checkbox(key="rob_visible").uncheck()
+    at.run()
 
     at.switch_page("compare_page.py")
     at.run()
-    at.selectbox(key="cmp_sample").set_value((4, 0, None))
+    at.selectbox(key="cmp_sample").set_value((4, 0, None, False))
     at.run()
     assert not at.exception, at.exception
     rob = [s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"].startswith("Accuracy under")]

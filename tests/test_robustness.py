@@ -138,6 +138,22 @@ def test_attack_tiny_model_end_to_end(local_task, tmp_path):
     assert out.summary["successful"] + out.summary["failed"] + out.summary["skipped"] == 8
 
 
+
+def test_visible_only_attacks_just_the_words_the_model_reads(local_task, tmp_path, monkeypatch, tokenizer):
+    import pruning_core.experiment as experiment
+
+    monkeypatch.setattr(experiment, "eval_max_length", lambda task: 10)  # the model reads 8 word pieces
+    out = run_attack(_cfg(local_task, n=8, visible_only=True), Store(tmp_path / "runs.sqlite"))
+    cut = 0
+    for rec in out.examples:
+        assert any(full.startswith(rec["text"]) for full in TEXTS[:8])
+        assert len(tokenizer(rec["text"])["input_ids"]) <= 10
+        cut += rec["text"] not in TEXTS
+        if rec["perturbed"] is not None:
+            assert len(rec["perturbed"].split()) == len(rec["text"].split())  # nothing past the cut was attacked
+            assert all(i < len(rec["text"].split()) for i in rec["changed"])
+    assert cut >= 3  # the shortcut really shortened texts
+
 def test_cache_hit_does_not_attack_again(local_task, tmp_path, monkeypatch):
     store = Store(tmp_path / "runs.sqlite")
     first = run_attack(_cfg(local_task, n=4), store)

@@ -108,6 +108,21 @@ seq_len: 16
         ["global", "global", "layer", "layer"]  # option lists are grids
 
 
+
+def test_attack_entries_expand_like_the_robustness_page(tmp_path):
+    from pruning_core.sweep import attack_grid
+
+    sw = sweepfile.load(_write(tmp_path / "a.yaml", GRID + "attacks:\n  - {recipe: deepwordbug, n: 5, visible_only: true}\n"
+                                                          "  - {recipe: deepwordbug, n: 5, methods: [wanda]}\n"))
+    ui = attack_grid("rotten_tomatoes", ["magnitude", "wanda"], (0.0, 0.5, 0.7), n=5, visible_only=True,
+                     calib_size=4, seq_len=16)
+    visible = [a for a in sw.attacks if a.visible_only]
+    assert {a.key() for a in visible} == {a.key() for a in ui} and len(visible) == 5  # dense once + 4 pruned
+    plain = [a for a in sw.attacks if not a.visible_only]
+    assert len(plain) == 3 and not {a.key() for a in plain} & {a.key() for a in ui}  # a different key
+    with pytest.raises(PrunescopeError, match=r"\(attacks\[0\].visible_only\): must be true/false"):
+        sweepfile.load(_write(tmp_path / "b.yaml", GRID + "attacks:\n  - {recipe: deepwordbug, visible_only: 1}\n"))
+
 BAD_FILES = [
     ("s.yaml", GRID + "frobnicate: 1\n", r"line 11 \(frobnicate\): unknown key 'frobnicate'"),
     ("s.yaml", GRID.replace("[magnitude, wanda]", "[magnitude, lottery]"), r"line 5 \(methods\[1\]\): unknown method"),
