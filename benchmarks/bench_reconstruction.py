@@ -70,7 +70,8 @@ def epochs_table(store, task):
                 f"{task} at 70%: block-wise reconstruction vs training length")
 
 
-def robustness_table(store, task, n, recipes=("deepwordbug", "glove-word-swap"), visible_only=False):
+def robustness_table(store, task, n, recipes=("deepwordbug", "glove-word-swap"), visible_only=False,
+                     descending=False):
     methods = ("magnitude", "wanda", "sparsegpt", "akrp")
     sparsities = (0.5, 0.6, 0.7, 0.8)
     prune_cfgs = [ExperimentConfig.create(task=task, method=m, sparsity=s, **CALIB) for m in methods
@@ -85,7 +86,9 @@ def robustness_table(store, task, n, recipes=("deepwordbug", "glove-word-swap"),
 
     attacks = attack_grid(task, methods, (0.0,) + sparsities, tuple(recipes), n=n, visible_only=visible_only,
                           **CALIB)
-    attacks.sort(key=lambda a: a.run.sparsity)  # every method at 50% before any at 60%: a stopped run compares
+    # every method at one sparsity before any at the next, so a stopped run still compares; a second
+    # process started with --descending works the same grid from the other end (the store is shared)
+    attacks.sort(key=lambda a: a.run.sparsity, reverse=descending)
     outs = {(o.config.recipe, o.config.meta()["method"], o.config.run.sparsity): o.summary
             for o in run_attack_grid(attacks, store, on_progress=progress)}
     for recipe in recipes:
@@ -107,6 +110,8 @@ def main() -> None:
     ap.add_argument("--self-generated", type=int, default=128)
     ap.add_argument("--n", type=int, default=100, help="attacked examples per model (part d)")
     ap.add_argument("--recipes", nargs="+", default=["deepwordbug", "glove-word-swap"], help="attacks of part d")
+    ap.add_argument("--descending", action="store_true",
+                    help="part d: attack the highest sparsity first (a second process then shares the grid)")
     ap.add_argument("--visible-only", action="store_true",
                     help="part d: attack only the words the model reads (several times faster on BBC News)")
     args = ap.parse_args()
@@ -117,7 +122,7 @@ def main() -> None:
         if "e" in args.parts:
             epochs_table(store, task)
         if "d" in args.parts:
-            robustness_table(store, task, args.n, args.recipes, args.visible_only)
+            robustness_table(store, task, args.n, args.recipes, args.visible_only, args.descending)
 
 
 if __name__ == "__main__":
