@@ -99,7 +99,8 @@ def robustness_table(store, task, n, recipes=("deepwordbug", "glove-word-swap"),
                                for s in sparsities])
         print_table(["method"] + [f"{s:.0%}" for s in sparsities], rows,
                     f"{task}, {recipe}: clean test accuracy (whole test split) / accuracy under attack ({n} "
-                    f"examples{', visible words only' if visible_only else ''}); dense {dense['clean_accuracy']:.2f} / {dense['accuracy_under_attack']:.2f}")
+                    f"examples{', visible words only' if visible_only else ''}); "
+                    f"dense {dense['clean_accuracy']:.2f} / {dense['accuracy_under_attack']:.2f}")
 
 
 def main() -> None:

@@ -112,8 +112,9 @@ seq_len: 16
 def test_attack_entries_expand_like_the_robustness_page(tmp_path):
     from pruning_core.sweep import attack_grid
 
-    sw = sweepfile.load(_write(tmp_path / "a.yaml", GRID + "attacks:\n  - {recipe: deepwordbug, n: 5, visible_only: true}\n"
-                                                          "  - {recipe: deepwordbug, n: 5, methods: [wanda]}\n"))
+    attacks = ("attacks:\n  - {recipe: deepwordbug, n: 5, visible_only: true}\n"
+               "  - {recipe: deepwordbug, n: 5, methods: [wanda]}\n")
+    sw = sweepfile.load(_write(tmp_path / "a.yaml", GRID + attacks))
     ui = attack_grid("rotten_tomatoes", ["magnitude", "wanda"], (0.0, 0.5, 0.7), n=5, visible_only=True,
                      calib_size=4, seq_len=16)
     visible = [a for a in sw.attacks if a.visible_only]
