@@ -87,8 +87,11 @@ def robustness_table(store, task, n, recipes=("deepwordbug", "glove-word-swap"),
     attacks = attack_grid(task, methods, (0.0,) + sparsities, tuple(recipes), n=n, visible_only=visible_only,
                           **CALIB)
     # every method at one sparsity before any at the next, so a stopped run still compares; a second
-    # process started with --descending works the same grid from the other end (the store is shared)
-    attacks.sort(key=lambda a: a.run.sparsity, reverse=descending)
+    # process started with --descending works the same list from its last attack back (the store is
+    # shared), so the two meet in the middle instead of attacking the same model side by side
+    attacks.sort(key=lambda a: a.run.sparsity)
+    if descending:
+        attacks.reverse()
     outs = {(o.config.recipe, o.config.meta()["method"], o.config.run.sparsity): o.summary
             for o in run_attack_grid(attacks, store, on_progress=progress)}
     for recipe in recipes:
@@ -112,7 +115,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100, help="attacked examples per model (part d)")
     ap.add_argument("--recipes", nargs="+", default=["deepwordbug", "glove-word-swap"], help="attacks of part d")
     ap.add_argument("--descending", action="store_true",
-                    help="part d: attack the highest sparsity first (a second process then shares the grid)")
+                    help="part d: work the attack list from its end (a second process then shares the grid)")
     ap.add_argument("--visible-only", action="store_true",
                     help="part d: attack only the words the model reads (several times faster on BBC News)")
     args = ap.parse_args()
