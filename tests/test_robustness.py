@@ -138,7 +138,6 @@ def test_attack_tiny_model_end_to_end(local_task, tmp_path):
     assert out.summary["successful"] + out.summary["failed"] + out.summary["skipped"] == 8
 
 
-
 def test_visible_only_attacks_just_the_words_the_model_reads(local_task, tmp_path, monkeypatch, tokenizer):
     import pruning_core.experiment as experiment
 
@@ -153,6 +152,7 @@ def test_visible_only_attacks_just_the_words_the_model_reads(local_task, tmp_pat
             assert len(rec["perturbed"].split()) == len(rec["text"].split())  # nothing past the cut was attacked
             assert all(i < len(rec["text"].split()) for i in rec["changed"])
     assert cut >= 3  # the shortcut really shortened texts
+
 
 def test_cache_hit_does_not_attack_again(local_task, tmp_path, monkeypatch):
     store = Store(tmp_path / "runs.sqlite")

@@ -108,7 +108,6 @@ seq_len: 16
         ["global", "global", "layer", "layer"]  # option lists are grids
 
 
-
 def test_attack_entries_expand_like_the_robustness_page(tmp_path):
     from pruning_core.sweep import attack_grid
 
