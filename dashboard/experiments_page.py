@@ -90,7 +90,7 @@ if flat is not None:
     else:
         d2.download_button("Results (Parquet)", parquet, "prunescope_results.parquet", "application/octet-stream",
                            key="dl_results_parquet", icon=":material/download:", width="stretch")
-failed = results.failures_table(store)
+failed = store.failures()
 if not failed.empty:
     with st.expander(f"Failed configs ({len(failed)})", icon=":material/error:"):
         st.caption("Recorded by sweeps; a later success clears a failure. Retry with `prunescope sweep FILE`.")

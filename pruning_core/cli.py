@@ -572,7 +572,7 @@ def _dry_run(sweep, args) -> int:
 def cmd_results(args) -> int:
     from rich.table import Table
 
-    from pruning_core.results import failures_table, runs_table, write_table
+    from pruning_core.results import runs_table, write_table
     from pruning_core.store import Store
 
     store = Store(args.store)
@@ -582,7 +582,7 @@ def cmd_results(args) -> int:
     if args.sweeps:
         df = store.sweeps()
     elif args.failures:
-        df = failures_table(store, **filters)
+        df = store.failures(**filters)
     else:
         df = runs_table(store, sparsity=args.sparsity, **filters)
     if args.format is not None or args.out is not None:

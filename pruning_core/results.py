@@ -104,11 +104,6 @@ def _with_attacks(store: Store, df: pd.DataFrame) -> pd.DataFrame:
     return out[[c for c in out.columns if c in df.columns or out[c].notna().any()]]  # no all-empty groups
 
 
-def failures_table(store: Store, **filters) -> pd.DataFrame:
-    """Recorded sweep failures (kind, key, the config's headline fields, error), newest first."""
-    return store.failures(**filters)
-
-
 def write_table(df: pd.DataFrame, out: Path | None, fmt: str | None = None) -> str | None:
     """Write `df` to `out` as csv, parquet or json (records); the format defaults to `out`'s suffix.
     Without `out`, returns the CSV or JSON text (Parquet needs a file)."""

@@ -257,11 +257,7 @@ class Store:
         unknown = set(filters) - set(ATTACK_COLUMNS.replace(" ", "").split(","))
         if unknown:
             raise ValueError(f"unknown attack filter(s) {sorted(unknown)}")
-        where = " AND ".join(f"{k} = ?" for k in filters if filters[k] is not None)
-        params = [v for v in filters.values() if v is not None]
-        sql = f"SELECT {ATTACK_COLUMNS} FROM attacks" + (f" WHERE {where}" if where else "") + " ORDER BY created DESC"
-        with closing(self._connect()) as con:
-            return pd.read_sql_query(sql, con, params=params)
+        return self._select(f"SELECT {ATTACK_COLUMNS} FROM attacks", filters)
 
     def save_attack(self, attack: dict) -> None:
         """Insert or replace a whole attack ({key, meta, config, summary, examples}) in one transaction
