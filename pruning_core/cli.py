@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 from pruning_core.errors import PrunescopeError
+from pruning_core.paths import check_output_file, write_output
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,13 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--eval-size", type=int, default=None, help="evaluate on a seeded subset of the test split")
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+        sp.add_argument("--fresh-head", action="store_true",
+                        help="allow a model folder without a trained classification head: a seeded random head "
+                             "(encoder errors are meaningful, accuracy is chance); refused without this flag")
 
     pr = sub.add_parser("prune", help="prune a model and report per-layer errors and accuracy")
     common(pr)
     pr.add_argument("--method", default="sparsegpt")
     pr.add_argument("--sparsity", type=float, default=None, help="fraction of weights to remove, in [0, 1) "
                     "(default 0.5, or what an N:M pattern implies)")
-    pr.add_argument("--pattern", default="unstructured", help="unstructured | 2:4 | 4:8")
+    pr.add_argument("--pattern", default=None, help="unstructured | 2:4 | 4:8 | structured "
+                    "(default: the method's own: structured for kprune, kwon and pat, else unstructured)")
     pr.add_argument("--calib-size", type=int, default=128)
     pr.add_argument("--seq-len", type=int, default=64)
     pr.add_argument("--option", action="append", metavar="KEY=VALUE", help="a method knob, e.g. scope=global")
@@ -82,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "on long documents, and no perturbation is wasted on words it never sees")
     at.add_argument("--method", default="magnitude", help="pruning method of the attacked model")
     at.add_argument("--sparsity", type=float, default=0.0, help="0 (default) attacks the dense model")
-    at.add_argument("--pattern", default="unstructured")
+    at.add_argument("--pattern", default=None, help="default: the method's own (see prune --help)")
     at.add_argument("--calib-size", type=int, default=128)
     at.add_argument("--seq-len", type=int, default=64)
     at.add_argument("--option", action="append", metavar="KEY=VALUE", help="a pruning method knob")
@@ -126,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--device", default=None, help="override the file's device: auto | cpu | cuda | cuda:N")
     sw.add_argument("--store", type=Path, default=None, help="results store (default: PRUNESCOPE_DB)")
     sw.add_argument("--skip-failed", action="store_true", help="leave out configs that failed before")
+    sw.add_argument("--max-configs", type=int, default=None,
+                    help="refuse a grid of more runs than this (default 10,000): raise it to confirm a huge sweep")
     sw.add_argument("--sweep-id", default=None, help=argparse.SUPPRESS)  # set by sweep.start_background
 
     rs = sub.add_parser("results", help="stored runs as one flat table: print it, or write CSV / Parquet / JSON")
@@ -182,35 +188,43 @@ def cmd_prune(args) -> int:
 
     from pruning_core.arch import KIND_LABELS
     from pruning_core.config import ExperimentConfig
+    from rich.markup import escape
+
     from pruning_core.engine import BlockRecord
     from pruning_core.experiment import run_experiment
     from pruning_core.masks import parse_pattern
     from pruning_core.store import Store
+    from pruning_core.structured.structure import StepRecord
 
+    _check_json_path(args.json)  # before any work
     sparsity = args.sparsity
     if sparsity is None:
-        sparsity = parse_pattern(args.pattern).sparsity or 0.5
+        nm = args.pattern not in (None, "unstructured", "structured") and parse_pattern(args.pattern).sparsity
+        sparsity = nm or 0.5
     cfg = ExperimentConfig.create(
         model=args.model, task=args.task, method=args.method, sparsity=sparsity, pattern=args.pattern,
         calib_size=args.calib_size, seq_len=args.seq_len, seed=args.seed, eval_size=args.eval_size,
-        options=_option_pairs(args.option), device=args.device)
-    _check_json_path(args.json)
-    con = Console(stderr=True)
+        options=_option_pairs(args.option), device=args.device, fresh_head=args.fresh_head)
+    con = Console(stderr=True, highlight=False)
 
-    def on_record(r):
+    def on_record(r):  # plain text: module names like "[attention output]" are not markup
         if isinstance(r, BlockRecord):
             con.print(f"[bold]block {r.block}[/]: sparsity {r.achieved_sparsity:.3f}, cumulative error "
                       f"{r.cumulative_error:.4g} ({r.seconds:.2f} s)")
+        elif isinstance(r, StepRecord):
+            extra = "".join(f", {k} {v:.4g}" for k, v in (("FLOPs kept", r.flops_kept), ("loss", r.loss))
+                            if v is not None)
+            con.print(escape(f"  step {r.step}/{r.total}: {r.label}{extra}"))
         else:
-            con.print(f"  {r.name} [{KIND_LABELS[r.kind]}]: sparsity {r.achieved_sparsity:.3f}, "
-                      f"local error {r.local_error:.4g}, cumulative error {r.cumulative_error:.4g}")
+            con.print(escape(f"  {r.name} [{KIND_LABELS[r.kind]}]: sparsity {r.achieved_sparsity:.3f}, "
+                             f"local error {r.local_error:.4g}, cumulative error {r.cumulative_error:.4g}"))
 
     store = None if args.no_store else Store()
     out = None if store is None or args.recompute else store.load(cfg.key())
     if out is not None:
         con.print(f"[dim]stored run {cfg.key()} in {store.path} (use --recompute to prune again)[/]")
     else:
-        res = run_experiment(cfg, on_record=on_record, on_stage=lambda s: con.print(f"[dim]{s}...[/]"))
+        res = run_experiment(cfg, on_record=on_record, on_stage=lambda s: con.print(f"[dim]{escape(s)}...[/]"))
         out = res.to_json()
         if store is not None:
             store.save(out, res.prune.masks)
@@ -231,14 +245,14 @@ def cmd_prune(args) -> int:
 
 
 def _check_json_path(path: Path | None) -> None:
-    if path is not None and (path.is_dir() or (path.parent.exists() and not os.access(path.parent, os.W_OK))):
-        raise PrunescopeError(f"--json {path} is not a writable file path")
+    if path is not None:
+        check_output_file(path, "--json")
 
 
 def _write_json(path: Path | None, obj: dict) -> None:
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(obj, indent=1))
+        text = json.dumps(obj, indent=1)
+        write_output(path, lambda tmp: tmp.write_text(text), "--json")
 
 
 def cmd_attack(args) -> int:
@@ -268,7 +282,7 @@ def cmd_attack(args) -> int:
         run = ExperimentConfig.create(
             model=args.model, task=args.task, method=args.method, sparsity=args.sparsity, pattern=args.pattern,
             calib_size=args.calib_size, seq_len=args.seq_len, seed=args.seed,
-            options=_option_pairs(args.option), device=args.device)
+            options=_option_pairs(args.option), device=args.device, fresh_head=args.fresh_head)
     cfg = AttackConfig(run, args.recipe, args.n, args.seed, args.query_budget, args.visible_only).validate()
     recipes.check(cfg.recipe)  # unavailable here: say why before any work
     con = Console(stderr=True)
@@ -441,12 +455,17 @@ def cmd_sweep(args) -> int:
 
     if args.executor not in executors.EXECUTORS:
         raise PrunescopeError(f"unknown executor '{args.executor}'; choose one of {', '.join(executors.EXECUTORS)}")
-    if args.workers is not None and args.workers < 1:
-        raise PrunescopeError(f"--workers must be at least 1; got {args.workers}")
+    for flag, value in (("--workers", args.workers), ("--cpus-per-task", args.cpus_per_task)):
+        if value is not None and not 1 <= value <= 4096:
+            raise PrunescopeError(f"{flag} must be an integer from 1 to 4096; got {value}")
+    if not 0 <= args.gpus_per_task <= 64:  # NaN fails too
+        raise PrunescopeError(f"--gpus-per-task must be a number from 0 to 64; got {args.gpus_per_task}")
     store = None
     sweep_id = args.sweep_id
     try:
-        sweep = sweepfile.load(args.file)
+        if args.max_configs is not None and args.max_configs < 1:
+            raise PrunescopeError(f"--max-configs must be at least 1; got {args.max_configs}")
+        sweep = sweepfile.load(args.file, args.max_configs or sweepfile.MAX_CONFIGS)
         if args.device:
             sweep = _sweep_with_device(sweep, args.device)
         if args.dry_run:
@@ -639,8 +658,10 @@ def cmd_eval(args) -> int:
 
     # the same validation as a prune (task, model, eval size, seed), then the cached dense evaluation
     cfg = ExperimentConfig.create(model=args.model, task=args.task, method="magnitude", sparsity=0.0,
-                                  seed=args.seed, eval_size=args.eval_size, device=args.device)
-    ev, _, _ = dense_outputs(cfg.model, cfg.task, cfg.eval_size, cfg.seed, str(resolve_device(cfg.device)))
+                                  seed=args.seed, eval_size=args.eval_size, device=args.device,
+                                  fresh_head=args.fresh_head)
+    ev, _, _ = dense_outputs(cfg.model, cfg.task, cfg.eval_size, cfg.seed, str(resolve_device(cfg.device)),
+                             cfg.fresh_head)
     print(json.dumps({"model": args.model, "task": args.task, "split": "test", "examples": ev.n,
                       "accuracy": ev.accuracy}))
     return 0
@@ -690,8 +711,12 @@ def cmd_finetune(args) -> int:
 def cmd_make_splits(args) -> int:
     from pruning_core.splits import write_all
 
-    if not args.sst2_dev.exists():
-        raise PrunescopeError(f"file '{args.sst2_dev}' does not exist")
+    if not args.sst2_dev.is_file():
+        raise PrunescopeError(f"file '{args.sst2_dev}' does not exist or is not a regular file")
+    try:
+        args.sst2_dev.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise PrunescopeError(f"'{args.sst2_dev}' is not UTF-8 text (the GLUE SST-2 dev.tsv is)") from None
     for p in write_all(args.sst2_dev):
         print(p)
     return 0

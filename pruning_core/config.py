@@ -42,8 +42,13 @@ class ExperimentConfig:
     eval_size: int | None = None
     options: tuple[tuple[str, Any], ...] = ()  # the method's own knobs, sorted (name, value) pairs
     device: str = "auto"  # where it runs; not part of the key
+    # allow a model folder without a trained classification head (a seeded random head): a permission,
+    # not part of the key (such a folder is refused without it, so its runs cannot collide)
+    fresh_head: bool = False
 
-    KEY_EXCLUDES = ("device",)
+    KEY_EXCLUDES = ("device", "fresh_head")
+    LIMITS = {"calib_size": (1, 100_000), "seq_len": (4, 8192), "seed": (0, 2**32 - 1)}
+    MAX_EVAL_SIZE = 10_000_000
 
     @classmethod
     def create(cls, options: dict | None = None, **kw) -> "ExperimentConfig":
@@ -52,8 +57,8 @@ class ExperimentConfig:
         from pruning_core import methods
 
         method = kw.get("method", cls.method)
-        if methods.get(method).structured:
-            kw.setdefault("pattern", "structured")
+        if kw.get("pattern") is None:  # the method's own pattern unless one is asked for
+            kw["pattern"] = "structured" if methods.get(method).structured else "unstructured"
         full = asdict(methods.get(method).options(options or {}))
         return cls(options=tuple(sorted(full.items())), **kw).validate()
 
@@ -90,12 +95,16 @@ class ExperimentConfig:
             method.check_pattern(pat, method.options(self.options_dict()))
         if self.task not in data.SHIPPED and self.task not in data.HUB:
             data.load(self.task)  # a local file or folder: missing, unreadable or without text,label fails here
-        for name, lo in (("calib_size", 1), ("seq_len", 4), ("seed", 0)):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < lo:
-                raise PrunescopeError(f"{name} must be an integer >= {lo}; got {getattr(self, name)}")
-        if self.eval_size is not None and (not isinstance(self.eval_size, int) or self.eval_size < 1):
-            raise PrunescopeError(f"eval_size must be a positive integer or None; got {self.eval_size}")
-        models.check(self.model, self.task)
+        for name, (lo, hi) in self.LIMITS.items():
+            if not _int_in(getattr(self, name), lo, hi):
+                raise PrunescopeError(f"{name} must be an integer in [{lo}, {hi:,}]; got {getattr(self, name)!r}")
+        if self.eval_size is not None and not _int_in(self.eval_size, 1, self.MAX_EVAL_SIZE):
+            raise PrunescopeError(f"eval_size must be a positive integer (at most {self.MAX_EVAL_SIZE:,}) or "
+                                  f"None; got {self.eval_size!r}")
+        if not isinstance(self.fresh_head, bool):
+            raise PrunescopeError(f"fresh_head must be true or false; got {self.fresh_head!r}")
+        models.check_device_name(self.device)
+        models.check(self.model, self.task, self.fresh_head)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,3 +138,7 @@ class ExperimentConfig:
 
     def with_(self, **kw) -> "ExperimentConfig":
         return replace(self, **kw)
+
+
+def _int_in(value, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi

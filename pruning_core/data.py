@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
+import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -95,6 +98,8 @@ def load(task: str, split: str = "test") -> TaskData:
         return _load_hub(task, split)
     path = Path(task).expanduser()
     if path.exists():
+        if not (path.is_dir() or stat.S_ISREG(path.stat().st_mode)):  # a FIFO or device would block
+            raise PrunescopeError(f"task '{task}' is not a regular file or folder")
         return _load_local(path, split)
     if "/" in task or task.endswith((".csv", ".tsv")):
         raise PrunescopeError(f"task file or folder '{task}' does not exist")
@@ -220,19 +225,34 @@ def _load_local(path: Path, split: str) -> TaskData:
     return _load_table(path, split)
 
 
+TABLE_SUFFIXES = (".csv", ".tsv")
+MAX_TABLE_BYTES = 2 << 30
+
+
 def _load_table(path: Path, split: str) -> TaskData:
     """A CSV/TSV with columns text,label (and optionally split). Without a split column the
-    whole file serves every split."""
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    whole file serves every split. Labels are integers 0..K-1 or names; error messages never repeat
+    the file's contents beyond column names."""
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise PrunescopeError(f"task file '{path}' must be a .csv or .tsv file with columns text,label")
+    if path.stat().st_size > MAX_TABLE_BYTES:
+        raise PrunescopeError(f"task file '{path}' is larger than {MAX_TABLE_BYTES >> 30} GB")
+    kind = "TSV" if path.suffix.lower() == ".tsv" else "CSV"
+    sep = "\t" if kind == "TSV" else ","
     try:
-        df = pd.read_csv(path, sep=sep, quoting=csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL)
-    except Exception as exc:
-        raise PrunescopeError(f"cannot read '{path}' as {'TSV' if sep == chr(9) else 'CSV'}: {exc}") from None
+        df = pd.read_csv(path, sep=sep, quoting=csv.QUOTE_NONE if kind == "TSV" else csv.QUOTE_MINIMAL,
+                         encoding="utf-8", dtype={"label": object})
+    except UnicodeDecodeError:
+        raise PrunescopeError(f"'{path}' is not UTF-8 text; save it as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise PrunescopeError(f"'{path}' is empty; it needs a header line text,label and rows") from None
+    except Exception as exc:  # noqa: BLE001 - pandas' parser errors name a line, not its contents
+        raise PrunescopeError(f"cannot read '{path}' as {kind} ({type(exc).__name__})") from None
     df.columns = [str(c).strip().lower() for c in df.columns]
     if "text" not in df.columns and "sentence" in df.columns:
         df = df.rename(columns={"sentence": "text"})
     if "text" not in df.columns or "label" not in df.columns:
-        raise PrunescopeError(f"'{path}' needs columns text,label; it has {','.join(df.columns)}")
+        raise PrunescopeError(f"'{path}' needs columns text,label; {_columns(df.columns)}")
     if "split" in df.columns:
         df = df[df["split"].astype(str) == split]
         if df.empty:
@@ -240,13 +260,28 @@ def _load_table(path: Path, split: str) -> TaskData:
     df = df.dropna(subset=["text", "label"])
     if df.empty:
         raise PrunescopeError(f"'{path}' has no rows with both text and label")
-    raw = df["label"]
-    if pd.api.types.is_integer_dtype(raw) or pd.api.types.is_float_dtype(raw):
-        labels = raw.astype(int)
-        if labels.min() < 0:
-            raise PrunescopeError(f"'{path}' has negative labels; use 0..K-1 or label names")
+    raw = df["label"].astype(str).str.strip()
+    numbers = pd.to_numeric(raw, errors="coerce")
+    if numbers.notna().all():  # numeric labels: whole numbers 0..K-1 only
+        bad = [v for v in numbers if not math.isfinite(v) or v != int(v) or v < 0]
+        if bad:
+            raise PrunescopeError(f"'{path}' has label {bad[0]!r}: numeric labels must be whole numbers "
+                                  "0..K-1 (or use label names)")
+        labels = numbers.astype("int64")
+        if labels.max() >= 10_000:
+            raise PrunescopeError(f"'{path}' has label {int(labels.max())}: at most 10,000 classes")
         names = tuple(str(i) for i in range(int(labels.max()) + 1))
     else:
-        names = tuple(sorted(raw.astype(str).unique()))
-        labels = raw.astype(str).map({n: i for i, n in enumerate(names)})
+        names = tuple(sorted(raw.unique()))
+        if len(names) > 10_000:
+            raise PrunescopeError(f"'{path}' has {len(names)} distinct label names: at most 10,000 classes")
+        labels = raw.map({n: i for i, n in enumerate(names)})
     return TaskData(str(path), split, tuple(df["text"].astype(str)), tuple(int(x) for x in labels), names)
+
+
+def _columns(columns) -> str:
+    """Names the columns when they look like column names (never a line of some other file)."""
+    cols = list(columns)
+    if len(cols) <= 12 and all(re.fullmatch(r"[\w .-]{1,32}", c) for c in cols):
+        return f"it has {','.join(cols)}"
+    return f"its first line has {len(cols)} field(s) that are not text,label"

@@ -74,16 +74,16 @@ def eval_max_length(task: str) -> int:
 
 
 @lru_cache(maxsize=4)
-def load_dense(model: str, task: str, device: str):
+def load_dense(model: str, task: str, device: str, fresh_head: bool = False):
     """The dense model and tokenizer (cached: never mutate; deep-copy before pruning)."""
-    net, tok = models.load(model, task, device)
+    net, tok = models.load(model, task, device, fresh_head=fresh_head)
     return net, tok
 
 
 @lru_cache(maxsize=8)
-def dense_outputs(model: str, task: str, eval_size: int | None, seed: int, device: str):
+def dense_outputs(model: str, task: str, eval_size: int | None, seed: int, device: str, fresh_head: bool = False):
     """Dense evaluation (accuracy, logits, pooled) on the evaluation split; cached per process."""
-    net, tok = load_dense(model, task, device)
+    net, tok = load_dense(model, task, device, fresh_head)
     split = eval_split(task, eval_size, seed)
     check_labels(net, split)
     t = time.perf_counter()
@@ -106,11 +106,11 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     cfg.validate()
     device = str(models.resolve_device(cfg.device))
     stage("loading model and data")
-    dense_net, tok = load_dense(cfg.model, cfg.task, device)
+    dense_net, tok = load_dense(cfg.model, cfg.task, device, cfg.fresh_head)
     split = eval_split(cfg.task, cfg.eval_size, cfg.seed)
     stage(f"evaluating the dense model on {len(split)} examples")
     hits = dense_outputs.cache_info().hits
-    dense_eval, dense_out, eval_seconds = dense_outputs(cfg.model, cfg.task, cfg.eval_size, cfg.seed, device)
+    dense_eval, dense_out, eval_seconds = dense_outputs(cfg.model, cfg.task, cfg.eval_size, cfg.seed, device, cfg.fresh_head)
     if dense_outputs.cache_info().hits > hits:  # reused: this run spent no time on the dense evaluation
         eval_seconds = 0.0
     max_len = eval_max_length(cfg.task)

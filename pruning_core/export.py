@@ -117,7 +117,7 @@ def rebuild(key: str, store, device: str = "cpu") -> Rebuilt:
         raise PrunescopeError(f"run '{key}' no longer matches its files (the model or task data changed since "
                               f"it was stored: it would now be run '{cfg.key()}'); prune it again")
     dev = str(resolve_device(device))
-    dense, tok = load_dense(cfg.model, cfg.task, dev)
+    dense, tok = load_dense(cfg.model, cfg.task, dev, cfg.fresh_head)
     net, result = prune_copy(cfg, dense, tok)
     net.eval()
     check = verify(rec, result, store.masks(key))
@@ -208,11 +208,20 @@ def load_exported(folder: str | Path, device: str = "cpu", dtype: torch.dtype | 
     tensors when `semi_structured` is True, or None (auto) and the device has the kernels."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from pruning_core.models import PRUNED_TYPE, read_config
+
     folder = Path(folder)
     info = json.loads((folder / "prunescope.json").read_text()) if (folder / "prunescope.json").exists() else {}
-    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True,
-                                                               dtype=dtype or torch.float32).eval().to(device)
-    tok = AutoTokenizer.from_pretrained(folder)
+    if read_config(folder).get("model_type") == PRUNED_TYPE:
+        if not info.get("structure"):
+            raise PrunescopeError(f"'{folder}' holds a structurally pruned model but no prunescope.json that "
+                                  "says how it was made; export it again with `prunescope export`")
+        # prunescope's own class: the folder's copy of the modeling file is never executed
+        from pruning_core.structured.modeling_pruned_bert import PrunedBertForSequenceClassification as cls
+    else:
+        cls = AutoModelForSequenceClassification
+    model = cls.from_pretrained(folder, trust_remote_code=False, dtype=dtype or torch.float32).eval().to(device)
+    tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     if info.get("pattern") == "2:4":
         ok, why = semi_structured_support(device)
         if semi_structured and not ok:

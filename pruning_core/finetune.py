@@ -64,12 +64,12 @@ def finetune(cfg: FinetuneConfig, out: Path | None = None, device: str = "auto",
     out = Path(out or MODELS_DIR / f"minilm-{cfg.task}")
     seed_everything(cfg.seed)
     train, val, test = (data.load(cfg.task, s) for s in ("train", "validation", "test"))
-    tok = AutoTokenizer.from_pretrained(minilm_dir())
+    tok = AutoTokenizer.from_pretrained(minilm_dir(), trust_remote_code=False)
     tok.model_max_length = max_len
     names = list(info.label_names)
     model = AutoModelForSequenceClassification.from_pretrained(
         minilm_dir(), num_labels=len(names), id2label=dict(enumerate(names)),
-        label2id={n: i for i, n in enumerate(names)}).to(dev)
+        label2id={n: i for i, n in enumerate(names)}, trust_remote_code=False).to(dev)
     enc = tok(list(train.texts), truncation=True, max_length=max_len)
     labels = torch.tensor(train.labels)
     steps_per_epoch = (len(train) + cfg.batch_size - 1) // cfg.batch_size

@@ -6,42 +6,67 @@ safetensors in assets/models/ and upcast to float32 on load (pruning statistics 
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import torch
 
+from pruning_core import hub
 from pruning_core.errors import PrunescopeError
 from pruning_core.paths import ASSETS_DIR
 
 MODELS_DIR = ASSETS_DIR / "models"
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """`auto` = the GPU where one exists, else the CPU; otherwise any torch device string."""
+DEVICE_TYPES = ("cpu", "cuda", "mps")  # where models run; meta, xpu, ... hold no usable weights here
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def check_device_name(device: str) -> torch.device | None:
+    """A device name prunescope can run on (auto, cpu, cuda, cuda:N, mps), whether or not this machine has
+    it (a sweep's workers may); None for auto."""
     if device == "auto":
+        return None
+    try:
+        dev = torch.device(device) if isinstance(device, str) else None
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in DEVICE_TYPES:
+        raise PrunescopeError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N")
+    return dev
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """`auto` = the GPU where one exists, else the CPU; otherwise cpu, cuda, cuda:N or mps, if present."""
+    dev = check_device_name(device)
+    if dev is None:
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise PrunescopeError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PrunescopeError(f"device '{device}' asked for but no CUDA GPU is available; use --device cpu")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PrunescopeError(f"device '{device}' asked for but no CUDA GPU is available; use cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise PrunescopeError(f"device '{device}' does not exist: this machine has "
+                                  f"{torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type == "mps" and not _mps_available():
+        raise PrunescopeError(f"device '{device}' asked for but this machine has no Apple GPU (MPS); use cpu")
     return dev
 
 
 def default_model_dir(task: str) -> Path:
-    """Folder of the shipped model that serves `task` with `--model default`."""
+    """Folder of the shipped model that serves `task` as the `default` model."""
     from pruning_core.data import task_info
 
     info = task_info(task)
     if info is None or info.default_model_task is None:
         raise PrunescopeError(
-            f"there is no shipped default model for task '{task}'; pass --model with a local folder "
-            "or a hub id of a sequence classifier for it")
+            f"there is no shipped default model for task '{task}'; choose a local model folder or a hub id "
+            "of a sequence classifier fine-tuned for it")
     return MODELS_DIR / f"minilm-{info.default_model_task}"
 
 
@@ -56,41 +81,161 @@ def resolve(model: str, task: str) -> str:
     return model
 
 
-def check(model: str, task: str) -> None:
-    """Cheap checks before anything is loaded: shipped model present, local folder exists."""
-    name = resolve(model, task)
-    path = Path(name).expanduser()
-    if not path.exists() and name.startswith((".", "/", "~")):
-        raise PrunescopeError(f"model folder '{name}' does not exist")
-    if path.exists() and not (path / "config.json").is_file():
-        raise PrunescopeError(f"'{name}' is not a readable transformers model folder: it has no config.json")
+# model types the engine and the structured methods know (see arch.FAMILIES)
+PRUNED_TYPE = "prunescope-pruned-bert"
+ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", PRUNED_TYPE)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+HEAD_PREFIXES = ("classifier.", "pre_classifier.", "score.")  # + any "...pooler..." weight
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+_MAX_CONFIG_BYTES = 1 << 20
 
 
-def load(model: str, task: str, device: str | torch.device = "cpu"):
-    """(model, tokenizer) in eval mode on `device`, float32. `model` = default | folder | hub id."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def is_local(name: str) -> bool:
+    """A local folder (or what is meant as one) rather than a hub id."""
+    return Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or not _HUB_ID.fullmatch(name)
 
-    check(model, task)
-    name = resolve(model, task)
-    path = Path(name).expanduser()
-    local = path.exists()
+
+def read_config(folder: Path) -> dict:
+    """A local model folder's config.json, checked before anything is built: a JSON object whose
+    `model_type` is an encoder prunescope supports. Messages never repeat the file's contents."""
+    f = folder / "config.json"
+    if not f.is_file():
+        raise PrunescopeError(f"'{folder}' is not a transformers model folder: it has no config.json")
+    if f.stat().st_size > _MAX_CONFIG_BYTES:
+        raise PrunescopeError(f"'{f}' is too large for a model config ({f.stat().st_size} bytes)")
     try:
-        tok = AutoTokenizer.from_pretrained(str(path) if local else name, local_files_only=local)
-        net = AutoModelForSequenceClassification.from_pretrained(
-            str(path) if local else name, local_files_only=local, dtype=torch.float32)
-    except (OSError, AttributeError, TypeError) as exc:
-        if local:
-            raise PrunescopeError(f"'{name}' is not a readable transformers model folder: "
-                                  f"{str(exc).splitlines()[0]}") from None
-        raise PrunescopeError(
-            f"could not load '{name}' from the Hugging Face hub (offline, not cached, or not a model id). "
-            f"On a connected machine run `huggingface-cli download {name} --local-dir DIR`, "
-            "copy DIR here and pass --model DIR") from None
-    except ValueError as exc:
-        raise PrunescopeError(f"'{name}' is not a sequence-classification model: "
-                              f"{str(exc).splitlines()[0]}") from None
+        cfg = json.loads(f.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise PrunescopeError(f"'{f}' is not valid UTF-8 JSON") from None
+    if not isinstance(cfg, dict):
+        raise PrunescopeError(f"'{f}' is not a JSON object")
+    check_model_type(cfg.get("model_type"), str(folder))
+    return cfg
+
+
+def check_model_type(model_type, name: str) -> None:
+    if not model_type:
+        raise PrunescopeError(f"model '{name}' has no model_type in its config.json; prunescope loads only "
+                              f"{', '.join(ENCODER_TYPES)} encoders and never guesses the architecture")
+    if model_type not in ENCODER_TYPES:
+        raise PrunescopeError(f"model type '{str(model_type)[:40]}' of '{name}' is not supported; prunescope "
+                              f"handles {', '.join(ENCODER_TYPES)} encoders")
+
+
+def check(model: str, task: str, fresh_head: bool = False) -> None:
+    """Cheap checks before anything is loaded: shipped model present, a local folder with a supported
+    config and a sound weights file (a safetensors header is read: corrupt files, a classifier whose
+    size differs from config.json, a missing head), or a well-formed hub id."""
+    name = resolve(model, task)
+    path = Path(name).expanduser()
+    if not is_local(name):
+        return
+    if not path.exists():
+        raise PrunescopeError(f"model folder '{name}' does not exist (and '{name}' is no hub id)")
+    if not path.is_dir():
+        raise PrunescopeError(f"model '{name}' is a file; give the folder that holds config.json and the weights")
+    config = read_config(path)
+    if not any((path / w).is_file() for w in WEIGHT_FILES):
+        raise PrunescopeError(f"model folder '{name}' has no weights ({' or '.join(WEIGHT_FILES[::2])})")
+    if (path / "model.safetensors").is_file():
+        shapes = safetensors_shapes(path / "model.safetensors")
+        head = {k: v for k, v in shapes.items() if k.startswith(HEAD_PREFIXES)}
+        labels = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels", 2)
+        if not head and not fresh_head:
+            raise _no_head(name, [p + "weight" for p in HEAD_PREFIXES[:1]])
+        out = [v[0] for k, v in head.items() if k.endswith("weight") and len(v) == 2 and not k.startswith("pre_")]
+        if out and out[0] != labels:
+            raise PrunescopeError(f"the config.json of '{name}' names {labels} labels but its classifier has "
+                                  f"{out[0]} outputs; fix num_labels / id2label in config.json")
+
+
+def safetensors_shapes(file: Path) -> dict[str, list[int]]:
+    """Tensor name -> shape from a safetensors header, after checking that the header is sound and the
+    file holds every byte it announces (a truncated, empty or garbage file fails here, cheaply)."""
+    size = file.stat().st_size
+    bad = f"'{file}' is not a valid safetensors file"
+    with open(file, "rb") as f:
+        raw = f.read(8)
+        n = int.from_bytes(raw, "little") if len(raw) == 8 else -1
+        if not 2 <= n <= min(size - 8, 100 << 20):
+            raise PrunescopeError(f"{bad} (empty, truncated or not safetensors)")
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+            shapes = {k: list(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            raise PrunescopeError(f"{bad} (its header is corrupt)") from None
+    if 8 + n + end > size:
+        raise PrunescopeError(f"{bad}: truncated ({size} bytes, the header announces {8 + n + end})")
+    return shapes
+
+
+def _no_head(name: str, missing: list[str]) -> PrunescopeError:
+    return PrunescopeError(
+        f"'{name}' has no trained classification head (missing: {', '.join(missing[:4])}); it would predict "
+        "at chance. Use a model fine-tuned for the task, or ask for a fresh head explicitly (fresh_head; "
+        "command line: --fresh-head) to study the encoder's errors with a seeded random head")
+
+
+def _fail(name: str, local: bool, exc: Exception) -> PrunescopeError:
+    """One line for a model that would not load; the file's contents are never repeated."""
+    text = str(exc)
+    if "size mismatch" in text:
+        line = next(ln.strip() for ln in text.splitlines() if "size mismatch" in ln)
+        return PrunescopeError(f"the config.json of '{name}' does not match its weights ({line[:200]}); "
+                               "check num_labels / id2label in config.json")
+    if local:
+        return PrunescopeError(f"'{name}' has unreadable or corrupt model files ({type(exc).__name__}: "
+                               f"{text.splitlines()[0][:160] if text else 'no detail'})")
+    return PrunescopeError(
+        f"could not load '{name}' from the Hugging Face hub (offline, not cached, or not a model id). "
+        f"On a connected machine run `huggingface-cli download {name} --local-dir DIR`, "
+        "copy DIR here and use that folder")
+
+
+def load(model: str, task: str, device: str | torch.device = "cpu", fresh_head: bool = False):
+    """(model, tokenizer) in eval mode on `device`, float32. `model` = default | folder | hub id.
+
+    The architecture is checked before any weights are built (never trust_remote_code). A checkpoint
+    without a trained classification head (or pooler) is refused unless `fresh_head`: then the missing
+    head starts from seeded random weights (encoder errors are meaningful, accuracy is chance)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    check(model, task, fresh_head)
+    name = resolve(model, task)
+    local = is_local(name)
+    path = str(Path(name).expanduser()) if local else name
+    offline = local or not hub.online()
+    pruned = local and read_config(Path(path)).get("model_type") == PRUNED_TYPE
+    try:
+        if pruned:  # prunescope's own structured export: our class, never the folder's code
+            from pruning_core.structured.modeling_pruned_bert import PrunedBertConfig as config_cls
+            from pruning_core.structured.modeling_pruned_bert import PrunedBertForSequenceClassification as cls
+        else:
+            config_cls, cls = AutoConfig, AutoModelForSequenceClassification
+        config = config_cls.from_pretrained(path, local_files_only=offline, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 - hub, cache and file problems all end in one line
+        raise _fail(name, local, exc) from None
+    check_model_type(getattr(config, "model_type", None), name)  # before any weights are built
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=offline, trust_remote_code=False)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # a fresh head (if allowed) is the same on every load
+            net, info = cls.from_pretrained(path, config=config, local_files_only=offline, dtype=torch.float32,
+                                            trust_remote_code=False, output_loading_info=True)
+    except PrunescopeError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(name, local, exc) from None
+    missing = [k for k in info.get("missing_keys", []) if not k.endswith("position_ids")]
+    head = [k for k in missing if k.startswith(HEAD_PREFIXES) or ".pooler." in k or k.startswith("pooler.")]
+    body = [k for k in missing if k not in head]
+    if body:
+        raise PrunescopeError(f"the weights of '{name}' lack {len(body)} encoder tensor(s) (e.g. {body[0]}); "
+                              "the checkpoint does not belong to this config or is incomplete")
+    if head and not fresh_head:
+        raise _no_head(name, head)
     if tok.model_max_length is None or tok.model_max_length > 100_000:
         tok.model_max_length = getattr(net.config, "max_position_embeddings", 512)
     net.eval()
     return net.to(resolve_device(device) if isinstance(device, str) else device), tok
-

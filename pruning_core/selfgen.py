@@ -42,7 +42,8 @@ def masked_lm(model_path: str | Path | None):
             return None
     from transformers import AutoModelForMaskedLM
 
-    return AutoModelForMaskedLM.from_pretrained(str(model_path), local_files_only=True).eval()
+    return AutoModelForMaskedLM.from_pretrained(str(model_path), local_files_only=True,
+                                                trust_remote_code=False).eval()
 
 
 def _word_pieces(tokenizer, ids: list[int]) -> list[int]:

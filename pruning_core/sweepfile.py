@@ -28,6 +28,7 @@ Every problem is reported before any work, with the file's line and field (`swee
 from __future__ import annotations
 
 import itertools
+import math
 import json
 import re
 import tomllib
@@ -37,6 +38,8 @@ from typing import Any
 
 from pruning_core.config import ExperimentConfig
 from pruning_core.errors import PrunescopeError
+
+MAX_CONFIGS = 10_000  # runs in one sweep unless the user confirms more (--max-configs)
 
 TOP_KEYS = {
     "name": "a label for the sweep",
@@ -82,12 +85,17 @@ class Sweep:
 # ---------------------------------------------------------------------------- reading the file
 
 
-def load(path: str | Path) -> Sweep:
+def load(path: str | Path, max_configs: int = MAX_CONFIGS) -> Sweep:
     """Read, check and expand a `.yaml`/`.yml`/`.toml` sweep file (a `.json` one works too)."""
     path = Path(path)
     if not path.is_file():
-        raise PrunescopeError(f"sweep file '{path}' does not exist")
-    text = path.read_text()
+        raise PrunescopeError(f"sweep file '{path}' does not exist or is not a regular file")
+    if path.stat().st_size > 1 << 20:
+        raise PrunescopeError(f"sweep file '{path}' is larger than 1 MB; a sweep file is a short grid description")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PrunescopeError(f"sweep file '{path}' is not UTF-8 text (byte {exc.start})") from None
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
         spec, lines = _read_yaml(text, path.name)
@@ -100,7 +108,7 @@ def load(path: str | Path) -> Sweep:
             raise SweepFileError(path.name, [f"line {exc.lineno}: not valid JSON ({exc.msg})"]) from None
     else:
         raise PrunescopeError(f"sweep file '{path}' must end in .yaml, .yml or .toml")
-    return parse(spec, source=str(path), lines=lines)
+    return parse(spec, source=str(path), lines=lines, max_configs=max_configs)
 
 
 def _read_yaml(text: str, name: str) -> tuple[Any, dict]:
@@ -258,7 +266,7 @@ def _scalar(p: _Problems, spec: dict, key: str, kind: type | tuple, default, min
     return v
 
 
-def _methods(p: _Problems, spec: dict) -> list[tuple[str, list[dict], tuple]]:
+def _methods(p: _Problems, spec: dict, max_configs: int = 0) -> list[tuple[str, list[dict], tuple]]:
     """[(method name, [options dict per grid point], path of the entry)]."""
     from pruning_core import methods as registry
 
@@ -299,6 +307,10 @@ def _methods(p: _Problems, spec: dict) -> list[tuple[str, list[dict], tuple]]:
             if not values:
                 p.add(path + (key,), "is an empty list")
             grid.append([(key, v) for v in values])
+        if max_configs and math.prod(map(len, grid)) > max_configs:
+            p.add(path, f"{math.prod(map(len, grid)):,} option combinations, more than the limit of "
+                        f"{max_configs:,} runs; split the sweep or raise the limit with --max-configs N")
+            continue
         points = [dict(combo) for combo in itertools.product(*grid)] if all(grid) else []
         for key, values in opts.items():  # each value alone first: the problem then has its own line
             for v in (values if isinstance(values, list) else [values]):
@@ -312,13 +324,10 @@ def _methods(p: _Problems, spec: dict) -> list[tuple[str, list[dict], tuple]]:
 
 
 def _check_device(device: str) -> None:
-    """A device name torch understands (whether this machine has it is the workers' business)."""
-    import torch
+    """A device name prunescope runs on (whether this machine has it is the workers' business)."""
+    from pruning_core.models import check_device_name
 
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise PrunescopeError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
+    check_device_name(device)
 
 
 def _check_divisible(model: str, task: str, pattern: str) -> None:
@@ -363,9 +372,9 @@ def _check_task(task: str) -> None:
         data.load(task)
 
 
-def parse(spec: Any, source: str = "<spec>", lines: dict | None = None) -> Sweep:
+def parse(spec: Any, source: str = "<spec>", lines: dict | None = None, max_configs: int = MAX_CONFIGS) -> Sweep:
     """Check a parsed sweep (a dict, as read from YAML/TOML) and expand it; raises SweepFileError
-    listing every problem found."""
+    listing every problem found. A grid of more than `max_configs` runs is refused before it is expanded."""
     from pruning_core import methods as registry
     from pruning_core import models
     from pruning_core.masks import parse_pattern
@@ -387,7 +396,7 @@ def parse(spec: Any, source: str = "<spec>", lines: dict | None = None) -> Sweep
     for path, task in _items(p, spec, "tasks", str, required=True):
         if p.ok(path, _check_task, task):
             tasks.append(task)
-    methods = _methods(p, spec)
+    methods = _methods(p, spec, max_configs)
     patterns = []
     for path, pat in _items(p, spec, "patterns", str, default=["unstructured"]):
         if pat == STRUCTURED:
@@ -440,6 +449,15 @@ def parse(spec: Any, source: str = "<spec>", lines: dict | None = None) -> Sweep
     runs, keys = [], set()
     pairs = [(m, t) for t in tasks for _, m in model_paths[t]] if per_task else \
         [(m, t) for _, m in models_at for t in tasks]
+    size = len(pairs) * len(seeds) * sum(
+        len(points) * (len(sparsities) if registry.METHODS[m].structured else
+                       sum(1 if parse_pattern(pat).sparsity is not None else len(sparsities) for pat in patterns))
+        for m, points, _ in methods)
+    if size > max_configs:
+        raise SweepFileError(Path(source).name if source != "<spec>" else source, [
+            f"the grid has {size:,} runs, more than the limit of {max_configs:,} (about "
+            f"{size * 5 / 3600:,.0f} CPU-hours even at 5 s a run): split it into smaller sweeps, or raise the "
+            "limit with --max-configs N to confirm"])
     for (model, task), (method, points, mpath), seed in itertools.product(pairs, methods, seeds):
         is_structured = registry.METHODS[method].structured
         for pattern in [STRUCTURED] if is_structured else patterns:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -10,6 +11,16 @@ import torch
 
 from pruning_core.errors import PrunescopeError
 from pruning_core.masks import Pattern
+
+
+MAX_INT_OPTION = 1_000_000  # steps, epochs, sizes: anything larger is a typo, not an experiment
+_KIND = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,14 @@ class Method:
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 value, ok = float(value), True
             if not ok:
-                raise PrunescopeError(f"option {name} of '{self.name}' must be a {want.__name__}; got {value!r}")
+                raise PrunescopeError(f"option {name} of '{self.name}' must be {_KIND.get(want, want.__name__)}; got {_show(value)}")
+            if want is float and not math.isfinite(value):  # NaN passes every < and > check below
+                raise PrunescopeError(f"option {name} of '{self.name}' must be a finite number; got {_show(value)}")
+            if want is int and abs(value) > MAX_INT_OPTION:
+                raise PrunescopeError(f"option {name} of '{self.name}' is out of range (at most "
+                                      f"{MAX_INT_OPTION:,}); got {_show(value)}")
+            if want is str and len(value) > 100:
+                raise PrunescopeError(f"option {name} of '{self.name}' is too long ({len(value)} characters)")
             values[name] = value
         opts = self.Options(**values)
         check = getattr(opts, "check", None)

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from pruning_core import fingerprint, models
+from pruning_core import data, fingerprint, models
 from pruning_core.config import ExperimentConfig
 from pruning_core.errors import PrunescopeError
 from pruning_core.robustness import recipes
@@ -73,6 +73,10 @@ class AttackConfig:
         if not isinstance(self.visible_only, bool):
             raise PrunescopeError(f"visible_only must be true or false; got {self.visible_only!r}")
         self.run.validate()
+        size = len(data.load(self.run.task, "test"))
+        if self.n > size:  # never capped silently
+            raise PrunescopeError(f"n={self.n} is more than the {size} test examples of task '{self.run.task}'; "
+                                  f"attack at most {size}")
         return self
 
     def target_key(self) -> str:
@@ -143,7 +147,7 @@ def target_model(run: ExperimentConfig, device: str):
     (pruning is deterministic; runs store masks, not the updated weights SparseGPT produces)."""
     from pruning_core.experiment import load_dense, prune_copy
 
-    dense_net, tok = load_dense(run.model, run.task, device)
+    dense_net, tok = load_dense(run.model, run.task, device, run.fresh_head)
     if run.sparsity == 0 and run.pattern == "unstructured":
         return dense_net, tok
     net, _ = prune_copy(run, dense_net, tok)
