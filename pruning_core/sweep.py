@@ -144,6 +144,48 @@ def import_demo_attacks(store: Store, paths: Iterable[Path] | None = None) -> in
                          store.attack_done, store.save_attack)
 
 
+def demo_row_key(row: dict) -> tuple[str, dict | None]:
+    """The key today's code computes for a shipped demo row from its stored config (and, for an attack,
+    the meta the store files it under): what the dashboard looks the row up by."""
+    if "meta" in row:  # an attack
+        from pruning_core.robustness import AttackConfig
+
+        cfg = AttackConfig.from_dict(row["config"])
+        return cfg.key(), cfg.meta()
+    return ExperimentConfig.from_dict(row["config"]).key(), None
+
+
+def rekey_demo(path: Path) -> list[tuple[str, str]]:
+    """Rewrite the keys (and an attack's target) of a shipped demo file as today's code computes them from
+    each row's stored config; the measured results are left as they are. Returns the (old, new) keys that
+    changed. Only for a key change that leaves results alone (a field added to the key whose default gives
+    what the rows measured); a change that alters results (a recipe's `version`, re-trained weights) needs
+    the rows recomputed instead. Refuses a row whose config now describes another attack (its meta changed).
+
+        python -c "from pruning_core import sweep
+        for p in sorted(sweep.DEMO_DIR.glob('*.jsonl')): print(p.name, sweep.rekey_demo(p))"
+    """
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    changed, rewrite = [], False
+    for row in rows:
+        key, meta = demo_row_key(row)
+        if meta is not None:
+            if {k: v for k, v in meta.items() if k != "target"} != {k: v for k, v in row["meta"].items()
+                                                                     if k != "target"}:
+                from pruning_core.errors import PrunescopeError
+
+                raise PrunescopeError(f"{Path(path).name}: row {row['key']} has meta {row['meta']}, but its config "
+                                      f"now gives {meta}; recompute it instead of re-keying")
+            rewrite |= row["meta"]["target"] != meta["target"]
+            row["meta"]["target"] = meta["target"]
+        if key != row["key"]:
+            changed.append((row["key"], key))
+            row["key"] = key
+    if changed or rewrite:
+        _write_jsonl(rows, Path(path))
+    return changed
+
+
 # ---- sweeps from a file: plan against the store, run on an executor, save in the driver ------------
 
 
