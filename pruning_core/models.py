@@ -100,7 +100,7 @@ def read_config(folder: Path) -> dict:
     `model_type` is an encoder prunescope supports. Messages never repeat the file's contents."""
     f = folder / "config.json"
     if not f.is_file():
-        raise PrunescopeError(f"'{folder}' is not a transformers model folder: it has no config.json")
+        raise PrunescopeError(f"'{folder}' is not a readable transformers model folder: it has no config.json")
     if f.stat().st_size > _MAX_CONFIG_BYTES:
         raise PrunescopeError(f"'{f}' is too large for a model config ({f.stat().st_size} bytes)")
     try:
@@ -184,9 +184,9 @@ def _fail(name: str, local: bool, exc: Exception) -> PrunescopeError:
         line = next(ln.strip() for ln in text.splitlines() if "size mismatch" in ln)
         return PrunescopeError(f"the config.json of '{name}' does not match its weights ({line[:200]}); "
                                "check num_labels / id2label in config.json")
-    if local:
-        return PrunescopeError(f"'{name}' has unreadable or corrupt model files ({type(exc).__name__}: "
-                               f"{text.splitlines()[0][:160] if text else 'no detail'})")
+    if local:  # the exception's type only: parsers' messages may quote bytes of the file
+        return PrunescopeError(f"'{name}' is not a readable transformers model folder: corrupt or unreadable "
+                               f"files ({type(exc).__name__})")
     return PrunescopeError(
         f"could not load '{name}' from the Hugging Face hub (offline, not cached, or not a model id). "
         f"On a connected machine run `huggingface-cli download {name} --local-dir DIR`, "

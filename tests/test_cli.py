@@ -24,7 +24,7 @@ BAD = [
     (["frobnicate"], "invalid choice"),
     (["prune", "--pattern", "2:4", "--option", "blocksize=6"], "multiple of 4"),
     (["prune", "--option", "percdamp=0"], "0 < percdamp"),
-    (["prune", "--option", "blocksize=abc"], "must be a int"),
+    (["prune", "--option", "blocksize=abc"], "must be an integer"),
     (["prune", "--method", "magnitude", "--pattern", "2:4", "--option", "scope=global"], "unstructured pattern only"),
     (["eval", "--eval-size", "-5"], "eval_size must be"),
     (["eval", "--task", "typo"], "unknown task 'typo'"),

@@ -52,9 +52,11 @@ def _good_configs() -> list[ExperimentConfig]:
 
 @pytest.fixture(scope="module")
 def broken_model(tmp_path_factory) -> Path:
-    """A model folder that passes validation (it has a config.json) but breaks when loaded (no weights)."""
+    """A model folder that passes validation (a config.json and a weights file) but breaks when loaded (the
+    pickled weights are garbage; only a safetensors header is checked up front)."""
     d = tmp_path_factory.mktemp("broken")
     (d / "config.json").write_text(json.dumps({"model_type": "bert", "num_labels": 2}))
+    (d / "pytorch_model.bin").write_bytes(b"not a pickle")
     return d
 
 
@@ -132,7 +134,7 @@ BAD_FILES = [
     ("s.yaml", GRID.replace("[magnitude, wanda]", "{kprune: {}}") + "patterns: ['2:4']\n",
      r"\(patterns\): kprune run at pattern 'structured' only"),
     ("s.yaml", GRID.replace("[magnitude, wanda]", "{sparsegpt: {blocksize: [64, abc]}}"),
-     r"\(methods.sparsegpt.blocksize\): option blocksize of 'sparsegpt' must be a int"),
+     r"\(methods.sparsegpt.blocksize\): option blocksize of 'sparsegpt' must be an integer"),
     ("s.yaml", GRID + "calib_size: 8\n", r"line 11 \(calib_size\): duplicate key"),
     ("s.yaml", GRID.replace("tasks: [rotten_tomatoes]", "tasks: [sst-3]"), r"\(tasks\[0\]\): unknown task 'sst-3'"),
     ("s.yaml", GRID + "attacks:\n  - {recipe: deepwordbug, n: 0, budget: 5}\n",
