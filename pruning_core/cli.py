@@ -284,6 +284,7 @@ def cmd_attack(args) -> int:
             calib_size=args.calib_size, seq_len=args.seq_len, seed=args.seed,
             options=_option_pairs(args.option), device=args.device, fresh_head=args.fresh_head)
     cfg = AttackConfig(run, args.recipe, args.n, args.seed, args.query_budget, args.visible_only).validate()
+    cfg.check_size()
     recipes.check(cfg.recipe)  # unavailable here: say why before any work
     con = Console(stderr=True)
     counts = {"successful": 0, "failed": 0, "skipped": 0}
@@ -347,10 +348,10 @@ def cmd_speed(args) -> int:
     from pruning_core.speed import measure_run
     from pruning_core.store import Store
 
-    if args.repeats < 1:
-        raise PrunescopeError(f"--repeats must be at least 1; got {args.repeats}")
-    if args.seq_len is not None and args.seq_len < 2:
-        raise PrunescopeError(f"--seq-len must be at least 2; got {args.seq_len}")
+    if not 1 <= args.repeats <= 10_000:
+        raise PrunescopeError(f"--repeats must be from 1 to 10,000; got {args.repeats}")
+    if args.seq_len is not None and not 2 <= args.seq_len <= 8192:
+        raise PrunescopeError(f"--seq-len must be from 2 to 8192; got {args.seq_len}")
     _check_json_path(args.json)
     store = Store()
     con = Console(stderr=True)
@@ -694,12 +695,12 @@ def cmd_finetune(args) -> int:
 
     from pruning_core.finetune import DEFAULTS, finetune
 
-    if args.epochs is not None and args.epochs < 1:
-        raise PrunescopeError(f"--epochs must be at least 1; got {args.epochs}")
-    if args.lr is not None and not 0 < args.lr < 1:
+    if args.epochs is not None and not 1 <= args.epochs <= 1000:
+        raise PrunescopeError(f"--epochs must be from 1 to 1000; got {args.epochs}")
+    if args.lr is not None and not 0 < args.lr < 1:  # NaN fails too
         raise PrunescopeError(f"--lr must be in (0, 1); got {args.lr}")
-    if args.seed is not None and args.seed < 0:
-        raise PrunescopeError(f"--seed must be >= 0; got {args.seed}")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise PrunescopeError(f"--seed must be from 0 to 2^32 - 1; got {args.seed}")
     cfg = DEFAULTS[args.task]
     cfg = replace(cfg, **{k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed))
                           if v is not None})

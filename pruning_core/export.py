@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from pruning_core.errors import PrunescopeError
+from pruning_core.paths import NAME_MAX
 
 NAME_OK = re.compile(r"^[A-Za-z0-9._-]+$")
 SPARSITY_TOL = 1e-6  # achieved sparsity of the re-made model vs the stored run
@@ -49,7 +50,12 @@ def resolve_out(out_dir: str | Path | None, root: str | Path, default_name: str 
         raise PrunescopeError("the export folder name contains a NUL character")
     root_abs = Path(root).expanduser().absolute()
     root_real = root_abs.resolve()
+    existing = next(a for a in (root_real, *root_real.parents) if a.exists())
+    if not existing.is_dir():
+        raise PrunescopeError(f"export root {root_real} is not a folder ({existing} is a file)")
     p = Path(raw).expanduser()
+    if any(len(part.encode()) > NAME_MAX for part in p.parts):
+        raise PrunescopeError(f"export folder name '{raw[:40]}...' is longer than {NAME_MAX} bytes")
     if ".." in p.parts:
         raise PrunescopeError(f"export folder '{raw}' escapes the export root {root_real} ('..' is not allowed)")
     if p.is_absolute():
@@ -326,7 +332,7 @@ def export_run(key: str, store, out_dir: str | Path | None = None, device: str =
     default: the key). Returns the folder. `on_stage(text)` hears when the slow part starts."""
     from pruning_core.models import resolve_device
 
-    if not isinstance(key, str) or not NAME_OK.match(key or ""):
+    if not isinstance(key, str) or not NAME_OK.match(key or "") or len(key) > 64:
         raise PrunescopeError(f"'{key}' is not a run key (16 hex digits, see the Experiments page)")
     root = Path(root) if root is not None else default_root(store)
     folder = resolve_out(out_dir, root, default_name=key)

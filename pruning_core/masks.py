@@ -37,13 +37,22 @@ class Pattern:
 PATTERNS = ("unstructured", "2:4", "4:8")
 
 
+MAX_M = 64
+
+
 def parse_pattern(text: str) -> Pattern:
     """'unstructured' or 'N:M' with 0 < N < M (2:4 and 4:8 are the hardware-friendly ones)."""
     if text == "unstructured":
         return Pattern()
     match = re.fullmatch(r"(\d+):(\d+)", str(text).strip())
+    if match and max(len(match[1]), len(match[2])) > 6:
+        raise PrunescopeError(f"pattern '{str(text)[:40]}' is out of range; N:M patterns take M from 2 to {MAX_M}")
     if not match or not 0 < int(match[1]) < int(match[2]):
-        raise PrunescopeError(f"unknown pattern '{text}'; use unstructured or N:M with 0 < N < M, e.g. 2:4, 4:8")
+        raise PrunescopeError(f"unknown pattern '{str(text)[:40]}'; use unstructured or N:M with 0 < N < M, "
+                              "e.g. 2:4, 4:8")
+    if int(match[2]) > MAX_M:
+        raise PrunescopeError(f"pattern {match[1]}:{match[2]} has groups of {match[2]} weights; N:M patterns "
+                              f"take M from 2 to {MAX_M} (2:4 and 4:8 are the ones hardware runs faster)")
     return Pattern(int(match[1]), int(match[2]))
 
 

@@ -12,6 +12,7 @@ import tempfile
 
 _TMP = tempfile.mkdtemp(prefix="prunescope-test-")
 os.environ["PRUNESCOPE_DB"] = os.path.join(_TMP, "runs.sqlite")
+os.environ.pop("PRUNESCOPE_PASSWORD", None)  # a developer's own classroom password would lock the app tests
 # attack resources (stop words, WordNet copy, TextAttack cache) in a temporary folder too
 os.environ["PRUNESCOPE_NLTK_DATA"] = os.path.join(_TMP, "nltk_data")
 

@@ -172,4 +172,4 @@ def test_attack_size_is_never_capped_silently():
 
     run = ExperimentConfig.create(method="magnitude", sparsity=0.0)
     with pytest.raises(PrunescopeError, match="more than the .* test examples"):
-        AttackConfig(run, "deepwordbug", 1_000_000_000, 0, None).validate()
+        AttackConfig(run, "deepwordbug", 1_000_000_000, 0, None).validate().check_size()

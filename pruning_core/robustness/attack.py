@@ -64,8 +64,9 @@ class AttackConfig:
 
     def validate(self) -> "AttackConfig":
         recipes.get(self.recipe)
-        if not isinstance(self.n, int) or isinstance(self.n, bool) or self.n < 1:
-            raise PrunescopeError(f"the number of examples must be a positive integer; got {self.n}")
+        if not isinstance(self.n, int) or isinstance(self.n, bool) or not 1 <= self.n <= 1_000_000:
+            raise PrunescopeError(f"the number of examples must be a positive integer (at most 1,000,000); "
+                                  f"got {self.n}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise PrunescopeError(f"seed must be an integer >= 0; got {self.seed}")
         if self.query_budget is not None and (not isinstance(self.query_budget, int) or self.query_budget < 1):
@@ -73,11 +74,15 @@ class AttackConfig:
         if not isinstance(self.visible_only, bool):
             raise PrunescopeError(f"visible_only must be true or false; got {self.visible_only!r}")
         self.run.validate()
+        return self
+
+    def check_size(self) -> None:
+        """Refuse an `n` larger than the test split (an attack takes at most the whole split; a user who
+        asked for more is told instead of silently getting fewer)."""
         size = len(data.load(self.run.task, "test"))
-        if self.n > size:  # never capped silently
+        if self.n > size:
             raise PrunescopeError(f"n={self.n} is more than the {size} test examples of task '{self.run.task}'; "
                                   f"attack at most {size}")
-        return self
 
     def target_key(self) -> str:
         """The pruned run's config key, or for sparsity 0 a key of the dense model itself, shared by every
