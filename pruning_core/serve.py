@@ -108,7 +108,8 @@ def read_password(password_file: Path | None) -> str | None:
 
 def check_password(password: str | None, host: str) -> None:
     if password is not None and len(password) < MIN_PASSWORD:
-        raise PrunescopeError(f"the password is too short ({len(password)} character{'s' if len(password) != 1 else ''}): use at least {MIN_PASSWORD}")
+        n = len(password)
+        raise PrunescopeError(f"the password is too short ({n} character{'s' * (n != 1)}): use at least {MIN_PASSWORD}")
     if password is None and not is_loopback(host):
         raise PrunescopeError(
             f"serving on {host} reaches beyond this machine and needs a password: set {PASSWORD_ENV} "
@@ -134,6 +135,8 @@ def check_port_free(host: str, port: int) -> None:
                                           f"or pass --port with a free one") from None
                 if exc.errno == errno.EADDRNOTAVAIL and host == "localhost" and family == socket.AF_INET6:
                     continue  # no IPv6 here: the server skips ::1 too
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    raise PrunescopeError(f"--host {host} is not an address of this machine") from None
                 if exc.errno == errno.EACCES:
                     raise PrunescopeError(f"port {port} needs administrator rights; use a port above 1023") from None
                 raise PrunescopeError(f"cannot listen on {host} port {port}: {exc.strerror}") from None

@@ -171,11 +171,13 @@ def test_bad_port_refused(capsys, no_server, port):
     assert no_server == []
 
 
-def test_port_in_use_refused_before_starting(capsys, no_server):
+def test_busy_port_or_foreign_address_refused_before_starting(capsys, no_server, monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         _refused(capsys, ["--port", str(s.getsockname()[1])], "already in use")
+    monkeypatch.setenv(serve.PASSWORD_ENV, GOOD)
+    _refused(capsys, ["--host", "192.0.2.7", "--port", str(_free_port())], "not an address of this machine")
     assert no_server == []
 
 
@@ -212,7 +214,8 @@ def test_app_password_gate(monkeypatch):
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception
-    assert [t.label for t in at.text_input] == ["Password"] and at.text_input[0].proto.type == at.text_input[0].proto.PASSWORD
+    [gate] = at.text_input
+    assert gate.label == "Password" and gate.proto.type == gate.proto.PASSWORD  # typed characters are hidden
     assert len(at.selectbox) == 0 and len(at.sidebar) == 0  # nothing of the app but the form
     at.text_input[0].input(GOOD[:-1])
     at.button[0].click()
