@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port 8501
+	$(BIN)/prunescope serve --host 127.0.0.1 --port 8501
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -2,7 +2,10 @@
 
 import streamlit as st
 
+from dashboard.auth import require_password
+
 st.set_page_config(page_title="prunescope", page_icon=":material/content_cut:", layout="wide")
+require_password()  # a served page shows only the password form until the session has entered it
 
 pages = [st.Page("prune_page.py", title="Prune", icon=":material/content_cut:", default=True),
          st.Page("compare_page.py", title="Compare", icon=":material/show_chart:"),

@@ -1,5 +1,5 @@
 """The `prunescope` command line: prune, eval, list, finetune, make-splits, attack, export, speed, sweep,
-results.
+results, serve.
 
 Bad input exits with status 2 and one line on stderr, never a traceback.
 """
@@ -12,6 +12,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from pruning_core import serve
 from pruning_core.errors import PrunescopeError
 from pruning_core.paths import check_output_file, write_output
 
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("make-splits", help="write the fixed task splits to assets/splits (run once)")
     sp.add_argument("--sst2-dev", type=Path, required=True, help="GLUE SST-2 validation TSV (sentence, label)")
+    serve.add_parser(sub)
     return p
 
 
@@ -158,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return {"prune": cmd_prune, "eval": cmd_eval, "list": cmd_list, "finetune": cmd_finetune,
                 "make-splits": cmd_make_splits, "attack": cmd_attack, "setup-attacks": cmd_setup_attacks,
-                "export": cmd_export, "speed": cmd_speed, "sweep": cmd_sweep, "results": cmd_results}[args.command](args)
+                "export": cmd_export, "speed": cmd_speed, "sweep": cmd_sweep, "results": cmd_results,
+                "serve": serve.run}[args.command](args)
     except PrunescopeError as exc:
         print(f"prunescope: error: {exc}", file=sys.stderr)
         return 2
