@@ -37,10 +37,9 @@ from pruning_core.structured.structure import StepRecord  # noqa: E402
 note_interrupted()
 REQUEST = "prune_request"  # set by the Prune / Recompute buttons' callbacks, consumed by the next run only
 PENDING = "prune_pending"  # (settings, request): what the click's run showed, pruned by the run after it
-MESSAGE = "prune_message"  # (kind, text) of the last prune, shown after the run that re-enables the sidebar
-# A click's run draws the sidebar as usual (so values changed together with the click count: Streamlit drops
-# the changes a locked widget receives), keeps its settings and reruns; that next run draws the sidebar
-# locked and prunes exactly those settings.
+# A click's run draws the sidebar as usual, keeps its settings and reruns; that next run shows them locked
+# (a summary and a disabled button: nothing to change or click), prunes exactly them, then draws the
+# settings again in the same place.
 REQUESTED = st.session_state.pop(REQUEST, None)
 PENDING_RUN = st.session_state.pop(PENDING, None)
 BUSY = PENDING_RUN is not None
@@ -59,31 +58,31 @@ def akrp_options() -> dict:
     """The sidebar knobs of AKRP (robust knowledge-retention pruning)."""
     return {
         "lambda0": float(st.number_input(
-            "Ridge λ₀ (× mean diag XᵀX)", 1e-12, 1.0, step=1e-5, format="%.1e", key=kept("lambda0"), disabled=BUSY,
+            "Ridge λ₀ (× mean diag XᵀX)", 1e-12, 1.0, step=1e-5, format="%.1e", key=kept("lambda0"),
             help="adaptive rectification: w* = (XᵀX + λ·mean(diag) I)⁻¹ Xᵀ(Y_dense − b) with X the pruned "
                  "model's inputs; λ starts here and is raised tenfold while a fit on half of the calibration "
                  "examples reconstructs the other half better")),
         "percdamp": float(st.number_input(
-            "Dampening (× mean diag H)", 0.0, 0.99, format="%.3f", key=kept("akrp_percdamp"), disabled=BUSY,
+            "Dampening (× mean diag H)", 0.0, 0.99, format="%.3f", key=kept("akrp_percdamp"),
             help="the OBS / SparseGPT solver that prunes the rectified weights: H = XᵀX dampened by this")),
-        "blocksize": int(st.number_input("Block size", 1, 4096, key=kept("akrp_blocksize"), disabled=BUSY,
+        "blocksize": int(st.number_input("Block size", 1, 4096, key=kept("akrp_blocksize"),
                                          help="columns pruned per block by the OBS solver (lazy batched update)")),
     }
 
 
 def reconstruction_options() -> dict:
     """The sidebar knobs of reconstruction error minimisation (mask by a base method, then train)."""
-    base = st.selectbox("Mask chosen by", BASES, key=kept("rec_base"), disabled=BUSY,
+    base = st.selectbox("Mask chosen by", BASES, key=kept("rec_base"),
                         help="the base method picks every block's mask (sparsegpt also applies its own update); "
                              "training then only changes the kept weights")
-    mode = st.radio("Reconstruction target", MODES, horizontal=True, key=kept("rec_mode"), disabled=BUSY,
+    mode = st.radio("Reconstruction target", MODES, horizontal=True, key=kept("rec_mode"),
                     format_func=str.upper, help="  \n".join(MODE_HELP[m] for m in MODES))
     train = mode != "lr"
-    epochs = st.number_input("Epochs", 1, 1000, key=kept("rec_epochs"), disabled=BUSY or not train,
+    epochs = st.number_input("Epochs", 1, 1000, key=kept("rec_epochs"), disabled=not train,
                              help="AdamW passes over the calibration set per block (or pair of blocks)")
     lr = st.number_input("Learning rate", 1e-7, 0.99, step=1e-5, format="%.1e", key=kept("rec_lr"),
-                         disabled=BUSY or not train, help="AdamW learning rate (weight decay 0); masks stay fixed")
-    gen = st.number_input("Self-generated texts", 0, 4096, key=kept("rec_selfgen"), disabled=BUSY or not train,
+                         disabled=not train, help="AdamW learning rate (weight decay 0); masks stay fixed")
+    gen = st.number_input("Self-generated texts", 0, 4096, key=kept("rec_selfgen"), disabled=not train,
                           help="texts generated from the model itself (resampled from the calibration texts), "
                                "added to the set the weights are trained on; never to the mask choice")
     if not train:  # LR trains nothing: the training knobs stay at their defaults, so equal runs share a key
@@ -99,22 +98,20 @@ def kprune_options() -> dict:
     out = {
         "lam": float(st.number_input(
             "λ: weight of representational knowledge", 0.0, 1e6, step=1e-4, format="%.2e", key=kept("kp_lam"),
-            disabled=BUSY,
             help="score = (K_pred + λ K_rep) / FLOPs of the unit; K_pred = squared gradient of the KL to the dense "
                  "model w.r.t. the unit's mask, K_rep = the energy of the unit's output")),
-        "mu": float(st.number_input("μ: weight of attention heads", 1e-6, 1e6, key=kept("kp_mu"), disabled=BUSY,
+        "mu": float(st.number_input("μ: weight of attention heads", 1e-6, 1e6, key=kept("kp_mu"),
                                     help="heads' scores are multiplied by μ before ranking against neurons")),
         "temperature": float(st.number_input("Temperature T of the KL", 0.01, 100.0, key=kept("kp_temp"),
-                                             disabled=BUSY,
                                              help="soft logits (T = 2 in the paper) for the predictive knowledge")),
     }
-    tune = st.toggle("Knowledge-preserving tuning", key=kept("kp_tune"), disabled=BUSY,
+    tune = st.toggle("Knowledge-preserving tuning", key=kept("kp_tune"),
                      help="after each sub-layer is pruned, refit its output projection by ridge least squares to "
                           "the dense sub-layer's output")
     out["tune"] = bool(tune)
     if tune:
         out["damping"] = float(st.number_input("Tuning ridge (× mean diag)", 0.0, 100.0, format="%.3f",
-                                               key=kept("kp_damping"), disabled=BUSY,
+                                               key=kept("kp_damping"),
                                                help="ridge of the least-squares refit; 0 = plain normal equations "
                                                     "(overfits a small calibration set)"))
     return out
@@ -122,56 +119,54 @@ def kprune_options() -> dict:
 
 def kwon_options() -> dict:
     """The sidebar knobs of Kwon et al. (Fisher mask search, rearrangement, mask tuning)."""
-    out = {"rearrange": bool(st.toggle("Mask rearrangement", key=kept("kw_rearrange"), disabled=BUSY,
+    out = {"rearrange": bool(st.toggle("Mask rearrangement", key=kept("kw_rearrange"),
                                        help="per layer, swap kept and pruned units while the swap lowers the "
                                             "second-order loss estimate (full Fisher block of the layer)"))}
     if out["rearrange"]:
         out["rearrange_steps"] = int(st.number_input("Swaps per layer and unit kind (at most)", 0, 100000,
-                                                     key=kept("kw_steps"), disabled=BUSY))
-    out["rescale"] = bool(st.toggle("Mask tuning (least-squares rescaling)", key=kept("kw_rescale"), disabled=BUSY,
+                                                     key=kept("kw_steps")))
+    out["rescale"] = bool(st.toggle("Mask tuning (least-squares rescaling)", key=kept("kw_rescale"),
                                     help="layer by layer, scales of the kept units fitted so each pruned sub-layer's "
                                          "LayerNorm input matches the dense one; folded into the output projection"))
     if out["rescale"]:
         out["damping"] = float(st.number_input("Tuning ridge (× mean diag)", 0.0, 100.0, format="%.3f",
-                                               key=kept("kw_damping"), disabled=BUSY,
+                                               key=kept("kw_damping"),
                                                help="ridge of the rescaling towards scale 1"))
     return out
 
 
 def pat_options() -> dict:
     """The sidebar knobs of PAT (pruning-aware tuning of hidden channels)."""
-    baseline = st.toggle("Baseline: prune, then LoRA", key=kept("pat_baseline"), disabled=BUSY,
+    baseline = st.toggle("Baseline: prune, then LoRA", key=kept("pat_baseline"),
                          help="instead of PAT: remove the channels with the lowest mean |LayerNorm output| once, "
                               "before training, then train LoRA only (no sparsification modules, no learned mask)")
-    steps = st.number_input("Training steps", 10, 100000, key=kept("pat_steps"), disabled=BUSY,
+    steps = st.number_input("Training steps", 10, 100000, key=kept("pat_steps"),
                             help="optimiser steps on the task's labelled training texts; the mask is annealed to "
                                  "0/1 during the first 70% and frozen for the rest")
-    lr = st.number_input("Learning rate", 1e-7, 0.99, step=1e-4, format="%.1e", key=kept("pat_lr"), disabled=BUSY,
+    lr = st.number_input("Learning rate", 1e-7, 0.99, step=1e-4, format="%.1e", key=kept("pat_lr"),
                          help="AdamW learning rate of LoRA and the sparsification modules (weight decay 0)")
-    rank = st.number_input("LoRA rank", 1, 384, key=kept("pat_rank"), disabled=BUSY,
+    rank = st.number_input("LoRA rank", 1, 384, key=kept("pat_rank"),
                            help="rank of the low-rank update on Q, K, V, attention output, FFN in/out and pooler")
     out = {"baseline": bool(baseline), "steps": int(steps), "lr": float(lr), "lora_rank": int(rank)}
     with st.expander("More PAT knobs"):
-        out["batch_size"] = int(st.number_input("Batch size", 1, 4096, key=kept("pat_batch"), disabled=BUSY))
-        out["train_size"] = int(st.number_input("Training texts", 1, 1000000, key=kept("pat_train"), disabled=BUSY,
+        out["batch_size"] = int(st.number_input("Batch size", 1, 4096, key=kept("pat_batch")))
+        out["train_size"] = int(st.number_input("Training texts", 1, 1000000, key=kept("pat_train"),
                                                 help="a seeded sample of the task's training split"))
-        out["lora_alpha"] = float(st.number_input("LoRA α", 1e-3, 1e4, key=kept("pat_alpha"), disabled=BUSY,
+        out["lora_alpha"] = float(st.number_input("LoRA α", 1e-3, 1e4, key=kept("pat_alpha"),
                                                   help="LoRA scaling α / rank"))
         if not baseline:  # the baseline has no learned mask, no sparsification modules: their knobs stay default
             out["mask_lr"] = float(st.number_input("Mask learning rate", 1e-7, 0.99, step=1e-3, format="%.1e",
-                                                   key=kept("pat_mask_lr"), disabled=BUSY))
-            out["hsm_rank"] = int(st.number_input("Sparsification-module rank", 1, 384, key=kept("pat_hsm_rank"),
-                                                  disabled=BUSY, help="rank r of x → scale · m · (x + B A x)"))
+                                                   key=kept("pat_mask_lr")))
+            out["hsm_rank"] = int(st.number_input("Sparsification-module rank", 1, 384, key=kept("pat_hsm_rank"), help="rank r of x → scale · m · (x + B A x)"))
             out["identity_weight"] = float(st.number_input("Identity-loss weight", 0.0, 1e4,
-                                                           key=kept("pat_identity"), disabled=BUSY,
+                                                           key=kept("pat_identity"),
                                                            help="weight of ||A Aᵀ − I||² in the loss"))
             out["prune_start"] = float(st.number_input("Selection starts at (fraction of steps)", 0.0, 1.0,
-                                                       key=kept("pat_start"), disabled=BUSY))
+                                                       key=kept("pat_start")))
             out["decay"] = float(st.number_input("Mask decay (fraction of steps)", 0.001, 1.0, key=kept("pat_decay"),
-                                                 disabled=BUSY,
                                                  help="a selected channel's mask falls linearly to 0 in this long"))
             out["prune_end"] = float(st.number_input("Mask frozen at (fraction of steps)", 0.01, 1.0,
-                                                     key=kept("pat_end"), disabled=BUSY))
+                                                     key=kept("pat_end")))
     st.caption(("Prune-then-LoRA baseline" if baseline else "PAT") + f": {int(steps)} training steps of batch "
                f"{out['batch_size']}, a forward and backward pass each: much slower than the one-shot methods "
                "(kwon takes seconds; 300 steps take minutes on a CPU).")
@@ -219,8 +214,7 @@ def save_upload(name: str, content: bytes) -> str:
 def upload_picker() -> str:
     """The uploader of a CSV/TSV task; returns the path of the upload in use ('' if none)."""
     current = st.session_state.get(UPLOAD)
-    file = st.file_uploader("Upload a CSV/TSV (columns text,label)", type=["csv", "tsv"], key="task_file",
-                            disabled=BUSY, help=f"at most {UPLOAD_LIMIT_MB} MB; saved on the server under "
+    file = st.file_uploader("Upload a CSV/TSV (columns text,label)", type=["csv", "tsv"], key="task_file", help=f"at most {UPLOAD_LIMIT_MB} MB; saved on the server under "
                                                 "its content hash, so the same file finds its stored runs")
     if file is not None and (current is None or current.get("file_id") != file.file_id):
         try:
@@ -236,58 +230,55 @@ def upload_picker() -> str:
     return ""
 
 
-def sidebar() -> dict:
-    """Draw the sidebar (locked while a prune runs) and return its settings: model, task (the one the chosen
-    source gives, '' if none), method, pattern, sparsity, sizes, seed and the method's options."""
-    with st.sidebar:
+def sidebar(where) -> dict:
+    """Draw the sidebar's settings into `where` and return them: model, task (the one the chosen source gives,
+    '' if none), method, pattern, sparsity, sizes, seed and the method's options."""
+    with where:
         st.header("Experiment")
-        model = st.text_input("Model", key=kept("model"), disabled=BUSY,
+        model = st.text_input("Model", key=kept("model"),
                               help="default = the shipped MiniLM-L6 for the task; or a model folder under the "
                                    "folders this server allows, or a hub id")
         source = st.radio("Task from", list(TASK_SOURCES), format_func=TASK_SOURCES.get, horizontal=True,
-                          key=kept("task_source"), disabled=BUSY,
+                          key=kept("task_source"),
                           help="a shipped or hub task; a CSV/TSV file on the server; or a CSV/TSV you upload")
         if source == "name":
-            task = st.selectbox("Task", list(data.SHIPPED) + list(data.HUB), key=kept("task"), disabled=BUSY)
+            task = st.selectbox("Task", list(data.SHIPPED) + list(data.HUB), key=kept("task"))
         elif source == "path":
-            task = st.text_input("Local CSV/TSV (text,label)", key=kept("task_path"), disabled=BUSY,
+            task = st.text_input("Local CSV/TSV (text,label)", key=kept("task_path"),
                                  help="a file under the folders this server allows").strip()
         else:
             task = upload_picker()
-        method = st.selectbox("Method", list(methods.METHODS), key=kept("method"), disabled=BUSY,
+        method = st.selectbox("Method", list(methods.METHODS), key=kept("method"),
                               help="; ".join(f"{n}: {c.paper}" for n, c in methods.METHODS.items()))
         meth = methods.METHODS[method]
         if meth.structured:  # whole units removed: the pattern is "structured", the slider is the method's budget
             pattern = "structured"
             sparsity = st.slider(budget_label(meth.budget_meaning), 0.0, 0.9, step=0.05, key=kept("budget"),
-                                 disabled=BUSY,
                                  help=f"{method}'s budget: the {meth.budget_meaning} (the achieved value is shown "
                                       "after pruning)")
             st.caption(f"{method} removes whole {'hidden channels' if method == 'pat' else 'heads and FFN neurons'}: "
                        "a physically smaller model, no pattern to choose")
         else:
             extra = [st.session_state["pattern"]] if st.session_state.get("pattern") not in (*PATTERNS, None) else []
-            pattern = st.selectbox("Pattern", [*PATTERNS, *extra], key=kept("pattern"), disabled=BUSY,
+            pattern = st.selectbox("Pattern", [*PATTERNS, *extra], key=kept("pattern"),
                                    help="unstructured: any weight; N:M: at most N non-zeros in every M inputs of a row")
             nm = parse_pattern(pattern).sparsity
             if nm is not None:
                 sparsity = nm
                 st.caption(f"{pattern} fixes the sparsity at {nm:.0%}")
             else:
-                sparsity = st.slider("Sparsity", 0.0, 0.95, step=0.05, key=kept("sparsity"), disabled=BUSY)
-        calib_size = st.number_input("Calibration examples", 1, 4096, key=kept("calib"), disabled=BUSY)
-        seq_len = st.number_input("Calibration sequence length", 8, 512, key=kept("seq_len"), disabled=BUSY)
-        eval_size = st.number_input("Evaluation examples (0 = whole test split)", 0, 100000, key=kept("eval"),
-                                    disabled=BUSY)
-        seed = st.number_input("Seed", 0, 2**31 - 1, key=kept("seed"), disabled=BUSY)
+                sparsity = st.slider("Sparsity", 0.0, 0.95, step=0.05, key=kept("sparsity"))
+        calib_size = st.number_input("Calibration examples", 1, 4096, key=kept("calib"))
+        seq_len = st.number_input("Calibration sequence length", 8, 512, key=kept("seq_len"))
+        eval_size = st.number_input("Evaluation examples (0 = whole test split)", 0, 100000, key=kept("eval"))
+        seed = st.number_input("Seed", 0, 2**31 - 1, key=kept("seed"))
         options = {}
         if method == "magnitude":
-            options["scope"] = st.radio("Threshold scope", ["layer", "global"], horizontal=True, key=kept("scope"),
-                                        disabled=BUSY)
+            options["scope"] = st.radio("Threshold scope", ["layer", "global"], horizontal=True, key=kept("scope"))
         if method == "sparsegpt":
-            options["blocksize"] = int(st.number_input("Block size", 1, 4096, key=kept("blocksize"), disabled=BUSY))
+            options["blocksize"] = int(st.number_input("Block size", 1, 4096, key=kept("blocksize")))
             options["percdamp"] = float(st.number_input("Dampening (× mean diag H)", 0.0, 0.99, format="%.3f",
-                                                        key=kept("percdamp"), disabled=BUSY))
+                                                        key=kept("percdamp")))
         if method == "akrp":
             options.update(akrp_options())
         if method == "reconstruction":
@@ -295,14 +286,12 @@ def sidebar() -> dict:
         if method in STRUCTURED_OPTIONS:
             options.update(STRUCTURED_OPTIONS[method]())
         c1, c2 = st.columns(2)
-        c1.button("Prune", type="primary", width="stretch", key="prune_go", disabled=BUSY,
+        c1.button("Prune", type="primary", width="stretch", key="prune_go",
                   on_click=st.session_state.__setitem__, args=(REQUEST, "go"),
                   help="prune with the settings above (a stored run of them is shown at once)")
-        c2.button("Recompute", width="stretch", key="prune_again", disabled=BUSY,
+        c2.button("Recompute", width="stretch", key="prune_again",
                   on_click=st.session_state.__setitem__, args=(REQUEST, "again"),
                   help="prune again even if this run is stored")
-        if BUSY:
-            st.caption("Pruning: the settings are locked until it finishes. Leaving or changing the page stops it.")
     remember_settings()
     return {"model": model.strip(), "task": task, "method": method, "pattern": pattern, "sparsity": float(sparsity),
             "calib_size": int(calib_size), "seq_len": int(seq_len), "seed": int(seed),
@@ -349,25 +338,35 @@ def step_line(rec: StepRecord) -> str:
     return " · ".join(parts)
 
 
-def finish(kind: str, text: str) -> None:
-    """End a prune request: the message for the next run, then rerun (the sidebar unlocked)."""
-    st.session_state[MESSAGE] = (kind, text)
-    st.rerun()
+def locked_panel(settings: dict) -> None:
+    """The sidebar while a prune runs: what runs, and a disabled button (nothing to change or click twice)."""
+    st.header("Experiment")
+    opts = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                     for k, v in sorted(settings["options"].items()))
+    st.markdown(f"**{describe(settings)}**  \ncalibration {settings['calib_size']} × {settings['seq_len']} tokens, "
+                f"evaluation {settings['eval_size'] or 'the whole test split'}, seed {settings['seed']}"
+                + (f"  \n{opts}" if opts else ""))
+    st.button("Pruning...", type="primary", width="stretch", key="prune_busy", disabled=True,
+              help="one prune at a time: the settings come back when it finishes")
+    st.caption("The settings are locked until the prune finishes. Leaving or changing the page stops it "
+               "(nothing half-done is stored).")
 
 
 def run(settings: dict, recompute: bool) -> None:
-    """Prune the sidebar's config (or open its stored run), then rerun with the sidebar unlocked. While it
-    runs, INFLIGHT names it: a run that finds INFLIGHT still set knows this one was stopped."""
+    """Prune the config the sidebar showed (or open its stored run). While it runs, INFLIGHT names it: a run
+    that finds INFLIGHT still set knows this one was stopped."""
     st.session_state.pop(INTERRUPTED, None)
     try:
         cfg = make_config(settings)
         key = cfg.key()
     except Exception as exc:  # noqa: BLE001 - never a traceback in the page
-        finish("error", error_text("Checking the settings", exc))
+        st.error(error_text("Checking the settings", exc))
+        return
     store = get_store()
     if not recompute and store.has(key):
         open_run(key)
-        finish("toast", "Loaded the stored run (Recompute prunes again)")
+        st.toast("Loaded the stored run (Recompute prunes again)")
+        return
     layers, blocks, steps = [], [], []
     st.session_state[INFLIGHT] = {"key": key, "label": describe(cfg.to_dict()), "config": cfg.to_dict()}
     try:
@@ -410,9 +409,9 @@ def run(settings: dict, recompute: bool) -> None:
             status.update(label=f"Pruned in {res.prune.prune_seconds:.1f} s", state="complete", expanded=False)
     except Exception as exc:  # noqa: BLE001 - a demo never shows a traceback (Streamlit's stop is not an Exception)
         st.session_state.pop(INFLIGHT, None)
-        finish("error", error_text("Pruning", exc))
+        st.error(error_text("Pruning", exc))
+        return
     open_run(key)
-    finish("toast", f"Pruned in {res.prune.prune_seconds:.1f} s")
 
 
 def show(res: dict) -> None:
@@ -599,17 +598,15 @@ def show_unstructured(res: dict) -> None:
         st.dataframe(table, hide_index=True, width="stretch")
 
 
-settings = sidebar()
+slot = st.sidebar.empty()  # the settings, or while a prune runs, what it runs
+if BUSY:
+    with slot.container():
+        locked_panel(PENDING_RUN[0])
+    run(PENDING_RUN[0], recompute=PENDING_RUN[1] == "again")
+settings = sidebar(slot.container())  # unlocked again after a prune, in the same run (its log stays shown)
 if REQUESTED and not BUSY:
     st.session_state[PENDING] = (settings, REQUESTED)
     st.rerun()
-if BUSY:
-    run(PENDING_RUN[0], recompute=PENDING_RUN[1] == "again")  # ends in a rerun, the sidebar unlocked
-kind, text = st.session_state.pop(MESSAGE, (None, None))
-if kind == "error":
-    st.error(text)
-elif kind == "toast":
-    st.toast(text)
 stopped = st.session_state.get(INTERRUPTED)
 if stopped:
     st.warning(f"The prune of **{stopped['label']}** was interrupted: leaving or changing the page while it "

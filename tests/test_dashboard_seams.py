@@ -98,9 +98,14 @@ def test_a_prune_locks_the_sidebar_and_a_stopped_one_is_reported_not_restarted(m
     assert (cfg.model, cfg.task, cfg.method, cfg.pattern, cfg.sparsity) == ("default", "rotten_tomatoes", "wanda",
                                                                           "unstructured", pytest.approx(0.7))
     assert (cfg.calib_size, cfg.seq_len, cfg.eval_size, cfg.seed) == (4, 16, 8, 5)
-    # while it runs, the buttons and every setting are locked: a second click cannot restart it
-    assert at.button(key="prune_go").disabled and at.button(key="prune_again").disabled
-    assert all(_widget(at, k).disabled for k in ("method", "sparsity", "model", "task", "calib", "seed"))
+    # while it runs, the sidebar is locked: it says what runs, its one button is disabled, nothing else to
+    # click or change (a second click cannot restart it)
+    assert at.button(key="prune_busy").disabled
+    assert [b.key for b in at.sidebar.button] == ["prune_busy"]
+    for key in ("prune_go", "prune_again", "method", "sparsity", "model", "task", "calib", "seed"):
+        with pytest.raises(KeyError):
+            _widget(at, key) if key not in ("prune_go", "prune_again") else at.button(key=key)
+    assert any("wanda · unstructured · 70% on rotten_tomatoes (default)" in m.value for m in at.sidebar.markdown)
     store = get_store()
     assert not store.has(cfg.key())
 
