@@ -157,7 +157,8 @@ def pat_options() -> dict:
         if not baseline:  # the baseline has no learned mask, no sparsification modules: their knobs stay default
             out["mask_lr"] = float(st.number_input("Mask learning rate", 1e-7, 0.99, step=1e-3, format="%.1e",
                                                    key=kept("pat_mask_lr")))
-            out["hsm_rank"] = int(st.number_input("Sparsification-module rank", 1, 384, key=kept("pat_hsm_rank"), help="rank r of x → scale · m · (x + B A x)"))
+            out["hsm_rank"] = int(st.number_input("Sparsification-module rank", 1, 384, key=kept("pat_hsm_rank"),
+                                                  help="rank r of x → scale · m · (x + B A x)"))
             out["identity_weight"] = float(st.number_input("Identity-loss weight", 0.0, 1e4,
                                                            key=kept("pat_identity"),
                                                            help="weight of ||A Aᵀ − I||² in the loss"))
@@ -214,8 +215,9 @@ def save_upload(name: str, content: bytes) -> str:
 def upload_picker() -> str:
     """The uploader of a CSV/TSV task; returns the path of the upload in use ('' if none)."""
     current = st.session_state.get(UPLOAD)
-    file = st.file_uploader("Upload a CSV/TSV (columns text,label)", type=["csv", "tsv"], key="task_file", help=f"at most {UPLOAD_LIMIT_MB} MB; saved on the server under "
-                                                "its content hash, so the same file finds its stored runs")
+    file = st.file_uploader("Upload a CSV/TSV (columns text,label)", type=["csv", "tsv"], key="task_file",
+                            help=f"at most {UPLOAD_LIMIT_MB} MB; saved on the server under its content hash, so "
+                                 "the same file finds its stored runs")
     if file is not None and (current is None or current.get("file_id") != file.file_id):
         try:
             path = save_upload(file.name, file.getvalue())
