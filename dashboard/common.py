@@ -107,7 +107,7 @@ OPTION_KEYS: dict[str, dict[str, str]] = {
             "decay": "pat_decay", "prune_end": "pat_end"},
 }
 
-TASK_SOURCES = {"name": "Named task", "path": "Local file", "upload": "Upload"}
+TASK_SOURCES = {"name": "Named", "path": "Path", "upload": "Upload"}
 
 # the widget ranges the sidebar draws (a stored run's value outside them is clamped when it is opened)
 LIMITS = {"sparsity": (0.0, 0.95), "budget": (0.0, 0.9), "calib": (1, 4096), "seq_len": (8, 512),
