@@ -1,9 +1,15 @@
-"""Shared dashboard state: the results store (one per server process) and run selection."""
+"""Shared dashboard state: the results store (one per server process), run selection, the Prune page's
+settings (kept across pages), and what the page says about failures."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from pathlib import Path
+
 import streamlit as st
 
+from pruning_core import PrunescopeError
 from pruning_core.store import Store
 from pruning_core.sweep import import_demo, import_demo_attacks
 
@@ -58,6 +64,171 @@ def load_mask(key: str, name: str):
     return masks.get(name)
 
 
-def open_run(key: str) -> None:
-    """Show a stored run in the Prune page's views."""
+
+
+# ---- errors shown in the page ------------------------------------------------------------------------------
+
+_LOG = logging.getLogger("prunescope.dashboard")
+
+
+def error_text(what: str, exc: BaseException) -> str:
+    """What the page says about a failure: a PrunescopeError's own one-line message; for anything else only
+    its kind (its text can quote a file's contents: it goes to the server's log instead)."""
+    if isinstance(exc, PrunescopeError):
+        return str(exc)
+    _LOG.error("%s failed", what, exc_info=exc)
+    return f"{what} failed ({type(exc).__name__}); the details are in the server's log."
+
+
+# ---- the Prune page's settings: they survive navigation and follow "Open in Prune views" -------------------
+# Streamlit forgets the values of widgets that a run does not draw (every widget of the Prune page, once
+# another page is shown), so the page keeps a copy outside the widget keys (SAVED) and puts it back into the
+# widget keys before drawing them (`kept`). The widgets are drawn without default values: their value is
+# always the one in session state, so what the sidebar shows is what Prune runs.
+
+SAVED = "_prune_settings"
+INFLIGHT = "_prune_inflight"  # the prune a run started and has not finished: still set at the next run = lost
+INTERRUPTED = "prune_interrupted"
+UPLOAD = "task_upload"  # {"path", "name"} of the uploaded CSV/TSV the task picker uses
+
+# method -> option -> the Prune sidebar widget that sets it
+OPTION_KEYS: dict[str, dict[str, str]] = {
+    "magnitude": {"scope": "scope"},
+    "sparsegpt": {"blocksize": "blocksize", "percdamp": "percdamp"},
+    "akrp": {"lambda0": "lambda0", "percdamp": "akrp_percdamp", "blocksize": "akrp_blocksize"},
+    "reconstruction": {"base": "rec_base", "mode": "rec_mode", "epochs": "rec_epochs", "lr": "rec_lr",
+                       "self_generated": "rec_selfgen"},
+    "kprune": {"lam": "kp_lam", "mu": "kp_mu", "temperature": "kp_temp", "tune": "kp_tune", "damping": "kp_damping"},
+    "kwon": {"rearrange": "kw_rearrange", "rearrange_steps": "kw_steps", "rescale": "kw_rescale",
+             "damping": "kw_damping"},
+    "pat": {"baseline": "pat_baseline", "steps": "pat_steps", "lr": "pat_lr", "lora_rank": "pat_rank",
+            "batch_size": "pat_batch", "train_size": "pat_train", "lora_alpha": "pat_alpha", "mask_lr": "pat_mask_lr",
+            "hsm_rank": "pat_hsm_rank", "identity_weight": "pat_identity", "prune_start": "pat_start",
+            "decay": "pat_decay", "prune_end": "pat_end"},
+}
+
+TASK_SOURCES = {"name": "Named", "path": "Path", "upload": "Upload"}
+
+# the widget ranges the sidebar draws (a stored run's value outside them is clamped when it is opened)
+LIMITS = {"sparsity": (0.0, 0.95), "budget": (0.0, 0.9), "calib": (1, 4096), "seq_len": (8, 512),
+          "eval": (0, 100_000), "seed": (0, 2**31 - 1)}
+
+
+def _prune_defaults() -> dict:
+    from pruning_core import methods
+
+    out = {"model": "default", "task_source": "name", "task": "rotten_tomatoes", "task_path": "",
+           "method": "sparsegpt", "pattern": "unstructured", "sparsity": 0.5, "budget": 0.4, "calib": 64,
+           "seq_len": 64, "eval": 500, "seed": 0}
+    for method, keys in OPTION_KEYS.items():
+        defaults = dataclasses.asdict(methods.get(method).options({}))
+        out.update({widget: defaults[option] for option, widget in keys.items()})
+    return out
+
+
+PRUNE_DEFAULTS = _prune_defaults()
+
+
+def kept(key: str) -> str:
+    """`key`, after putting the remembered value of that Prune widget (else its default) back into session
+    state when Streamlit dropped it (the page was not drawn in the last run). Use as `key=kept("x")`."""
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(SAVED, {}).get(key, PRUNE_DEFAULTS[key])
+    return key
+
+
+def restore_settings() -> None:
+    """Put every remembered Prune setting back into session state, before the widgets are drawn. The run that
+    prunes draws them locked, and Streamlit resolves a locked widget without the values its last message
+    carried (st.rerun() does not commit them): this keeps what the click's run showed."""
+    for k, v in st.session_state.get(SAVED, {}).items():
+        st.session_state[k] = v
+
+
+def remember_settings() -> None:
+    """Copy the Prune widgets' current values out of the widget keys (call after drawing them)."""
+    saved = st.session_state.setdefault(SAVED, {})
+    saved.update({k: st.session_state[k] for k in PRUNE_DEFAULTS if k in st.session_state})
+
+
+def _cast(value, like):
+    if isinstance(like, bool):
+        return bool(value)
+    if isinstance(like, int):
+        return int(value)
+    if isinstance(like, float):
+        return float(value)
+    return str(value)
+
+
+def _clamp(key: str, value):
+    lo, hi = LIMITS.get(key, (None, None))
+    return value if lo is None else min(max(value, lo), hi)
+
+
+def settings_from_config(config: dict) -> dict:
+    """The Prune widget values that show a stored run's config (model, task, method, pattern, sparsity or
+    budget, sizes, seed, the method's options)."""
+    from pruning_core import data, methods
+    from pruning_core.access import uploads_dir
+
+    method = config.get("method", PRUNE_DEFAULTS["method"])
+    out = {"model": str(config.get("model", "default")), "method": method}
+    task = str(config.get("task", PRUNE_DEFAULTS["task"]))
+    if task in data.SHIPPED or task in data.HUB:
+        out.update(task_source="name", task=task)
+    elif Path(task).expanduser().resolve().parent == uploads_dir():
+        out.update(task_source="upload")
+    else:
+        out.update(task_source="path", task_path=task)
+    for key, field in (("calib", "calib_size"), ("seq_len", "seq_len"), ("seed", "seed")):
+        if config.get(field) is not None:
+            out[key] = _clamp(key, int(config[field]))
+    out["eval"] = _clamp("eval", int(config.get("eval_size") or 0))
+    meth = methods.METHODS.get(method)
+    sparsity = float(config.get("sparsity", 0.5))
+    if meth is not None and meth.structured:
+        out["budget"] = _clamp("budget", sparsity)
+    else:
+        out["pattern"] = str(config.get("pattern", "unstructured"))
+        if out["pattern"] == "unstructured":
+            out["sparsity"] = _clamp("sparsity", sparsity)
+    options = config.get("options") or {}
+    for option, widget in OPTION_KEYS.get(method, {}).items():
+        if option in options:
+            out[widget] = _cast(options[option], PRUNE_DEFAULTS[widget])
+    return out
+
+
+def open_run(key: str, config: dict | None = None) -> None:
+    """Show a stored run in the Prune page's views; with its `config`, also set the Prune sidebar to it, so
+    what is shown and what the sidebar says agree."""
     st.session_state["run_key"] = key
+    if config is None:
+        return
+    values = settings_from_config(config)
+    if values.get("task_source") == "upload":
+        task = str(config["task"])
+        st.session_state[UPLOAD] = {"path": task, "name": Path(task).name.split("-", 1)[-1]}
+    st.session_state.setdefault(SAVED, {}).update(values)
+    for k in values:  # the Prune widgets take the new values from SAVED when they are drawn next
+        st.session_state.pop(k, None)
+
+
+def note_interrupted() -> None:
+    """Call at the top of every page: a prune that a run of the Prune page started and never finished was
+    stopped by Streamlit when the page was left or changed. Tell the user (a toast here, a note on the Prune
+    page) and record it as a failure in the store; nothing of it was stored, and nothing restarts it."""
+    job = st.session_state.pop(INFLIGHT, None)
+    if not job:
+        return
+    st.session_state[INTERRUPTED] = job
+    try:
+        store = get_store()
+        if not store.has(job["key"]):
+            store.record_failure(job["key"], "run", job["config"],
+                                 "interrupted: the Prune page was left or changed while it pruned; nothing was stored")
+    except Exception as exc:  # noqa: BLE001 - the note below still tells the user
+        _LOG.warning("could not record the interrupted prune %s: %s", job.get("key"), exc)
+    st.toast(f"The prune of {job['label']} was interrupted: leaving or changing the Prune page stops it. "
+             "Nothing was stored; press Prune there to run it again.", icon=":material/warning:")

@@ -7,7 +7,8 @@ import datetime as dt
 import streamlit as st
 
 from dashboard import charts
-from dashboard.common import demo_attacks_imported, demo_imported, get_store, load_attack_row, load_mask, load_run
+from dashboard.common import (demo_attacks_imported, demo_imported, error_text, get_store, load_attack_row, load_mask,
+                              load_run, note_interrupted)
 from pruning_core import PrunescopeError, data, methods, sweepfile
 from pruning_core import sweep as sweeps
 from pruning_core.config import ExperimentConfig
@@ -55,6 +56,7 @@ def sweep_line(row: dict) -> str:
 
 
 st.title("Compare methods")
+note_interrupted()
 DEFAULT_METHODS = [m for m in ("magnitude", "wanda", "sparsegpt") if m in methods.METHODS]
 store = get_store()
 demo_imported()
@@ -99,7 +101,7 @@ def start_sweep() -> None:
         st.error(str(exc))
         return
     except Exception as exc:  # never a traceback in a demo
-        st.error(f"Starting the sweep failed ({type(exc).__name__}): {exc}")
+        st.error(error_text("Starting the sweep", exc))
         return
     st.session_state["cmp_sweep"] = handle.id
     st.rerun()
@@ -141,7 +143,7 @@ def sweep_panel(sweep_id: str, polling: bool) -> None:
             st.warning(f"Sweep {sweep_id} stopped ({row['state']}){why}. Finished configs stay stored; "
                        "Run in background again resumes it.")
         if row["failed"]:
-            st.caption("Failed configs and their errors: the Experiments page, or `prunescope results --failures`.")
+            st.caption("Failed configs and their errors: the Experiments page.")
         if c1.button("Stop following", key="cmp_unfollow"):
             st.session_state["cmp_sweep"] = None
             st.rerun()
@@ -186,7 +188,7 @@ if todo:
     except PrunescopeError as exc:
         st.error(str(exc))
     except Exception as exc:  # never a traceback in a demo
-        st.error(f"Computing the grid failed ({type(exc).__name__}): {exc}")
+        st.error(error_text("Computing the grid", exc))
     load_run.clear()
     load_mask.clear()
 

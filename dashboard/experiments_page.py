@@ -9,7 +9,7 @@ import json
 import streamlit as st
 
 from dashboard import charts
-from dashboard.common import demo_imported, get_store, load_mask, load_run, open_run
+from dashboard.common import demo_imported, get_store, load_mask, load_run, note_interrupted, open_run
 from dashboard.run_actions import export_section
 from pruning_core import PrunescopeError, results
 
@@ -27,6 +27,7 @@ def run_label(key: str, r) -> str:
 
 
 st.title("Experiments")
+note_interrupted()
 store = get_store()
 demo_imported()
 runs = store.runs()
@@ -80,20 +81,21 @@ except PrunescopeError as exc:
     flat = None
 if flat is not None:
     st.caption(f"{len(flat)} runs, {len(flat.columns)} columns: each run's config, headline measures and cost, and "
-               "the measures of every finished attack on it (as `prunescope results` writes it).")
+               "the measures of every finished attack on it (the table the results command writes).")
     d1, d2 = st.columns(2)
     d1.download_button("Results (CSV)", results.write_table(flat, None, "csv"), "prunescope_results.csv", "text/csv",
                        key="dl_results_csv", icon=":material/download:", width="stretch")
     parquet = parquet_bytes(flat)
     if parquet is None:
-        d2.caption("Parquet needs pyarrow: `pip install pyarrow`.")
+        d2.caption("Parquet needs the pyarrow package installed on the server.")
     else:
         d2.download_button("Results (Parquet)", parquet, "prunescope_results.parquet", "application/octet-stream",
                            key="dl_results_parquet", icon=":material/download:", width="stretch")
 failed = store.failures()
 if not failed.empty:
     with st.expander(f"Failed configs ({len(failed)})", icon=":material/error:"):
-        st.caption("Recorded by sweeps; a later success clears a failure. Retry with `prunescope sweep FILE`.")
+        st.caption("Recorded by sweeps, and by prunes stopped by leaving the Prune page; a later success clears a "
+                   "failure. Retry a sweep's configs from the Compare page (stored ones are skipped).")
         shown = failed.assign(created=[dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
                                        for t in failed["created"]],
                               error=[e.strip().splitlines()[-1] if e and e.strip() else e for e in failed["error"]])
@@ -104,10 +106,11 @@ if view.empty:
 labels = {k: run_label(k, r) for k, r in zip(view["key"], view.itertuples())}
 key = st.selectbox("Run", list(labels), format_func=labels.get, key="pick_run")
 c1, c2, c3 = st.columns(3)
-if c1.button("Open in Prune views", key="open", width="stretch"):
-    open_run(key)
-    st.switch_page("prune_page.py")
 run = load_run(key)
+if c1.button("Open in Prune views", key="open", width="stretch",
+             help="show this run on the Prune page, its sidebar set to this run's settings"):
+    open_run(key, run["config"] if run else None)
+    st.switch_page("prune_page.py")
 c2.download_button("Download run (JSON)", json.dumps(run, indent=1), f"prunescope_{key}.json", "application/json",
                    key="dl_json", width="stretch")
 if c3.button("Delete run", key="delete", width="stretch"):

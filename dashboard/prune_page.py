@@ -1,6 +1,16 @@
-"""Prune page: pick a model, task, method, pattern and sparsity; watch the pruning happen."""
+"""Prune page: pick a model, task, method, pattern and sparsity; watch the pruning happen.
+
+The sidebar's values live in session state (common.kept): they survive a visit to another page, "Open in
+Prune views" sets them to the opened run, and Prune runs exactly what they show. While a prune runs, the
+sidebar is locked (a second click cannot restart it); leaving the page stops the prune, and the next run of
+any page says so (common.note_interrupted)."""
 
 from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
 
 import streamlit as st
 
@@ -9,18 +19,33 @@ st.title("Prune a model")  # painted before the heavy imports below (torch, tran
 import pandas as pd  # noqa: E402
 
 from dashboard import charts  # noqa: E402
-from dashboard.common import get_store, load_mask, load_run, open_run
-from dashboard.run_actions import export_section, speed_section
-from pruning_core import PrunescopeError, data, methods
-from pruning_core.arch import KIND_LABELS, arch_of
-from pruning_core.config import ExperimentConfig
-from pruning_core.engine import BlockRecord, LayerRecord
-from pruning_core.experiment import load_dense, run_experiment
-from pruning_core.masks import PATTERNS, parse_pattern
-from pruning_core.methods.reconstruction import BASES, MODES
-from pruning_core.models import resolve_device
-from pruning_core.structured.structure import StepRecord
+from dashboard.common import (INFLIGHT, INTERRUPTED, OPTION_KEYS, TASK_SOURCES, UPLOAD, error_text,  # noqa: E402
+                              get_store, kept, load_mask, load_run, note_interrupted, open_run, remember_settings,
+                              restore_settings)
+from dashboard.run_actions import export_section, speed_section  # noqa: E402
+from pruning_core import PrunescopeError, data, methods  # noqa: E402
+from pruning_core.access import check_page_path, uploads_dir  # noqa: E402
+from pruning_core.arch import KIND_LABELS, arch_of  # noqa: E402
+from pruning_core.config import ExperimentConfig  # noqa: E402
+from pruning_core.engine import BlockRecord, LayerRecord  # noqa: E402
+from pruning_core.experiment import load_dense, run_experiment  # noqa: E402
+from pruning_core.masks import PATTERNS, parse_pattern  # noqa: E402
+from pruning_core.methods.reconstruction import BASES, MODES  # noqa: E402
+from pruning_core.models import resolve_device  # noqa: E402
+from pruning_core.structured.structure import StepRecord  # noqa: E402
 
+note_interrupted()
+REQUEST = "prune_request"  # set by the Prune / Recompute buttons' callbacks, consumed by the next run only
+PENDING = "prune_pending"  # (settings, request): what the click's run showed, pruned by the run after it
+# A click's run draws the sidebar as usual, keeps its settings and reruns; that next run shows them locked
+# (a summary and a disabled button: nothing to change or click), prunes exactly them, then draws the
+# settings again in the same place.
+REQUESTED = st.session_state.pop(REQUEST, None)
+PENDING_RUN = st.session_state.pop(PENDING, None)
+BUSY = PENDING_RUN is not None
+if BUSY:
+    restore_settings()
+UPLOAD_LIMIT_MB = 20
 
 MODE_HELP = {"lr": "LR, layer-wise: no training; the base method's own result (SparseGPT's update is LR)",
              "br": "BR, block-wise: train each block towards the dense block applied to the pruned inputs",
@@ -33,31 +58,31 @@ def akrp_options() -> dict:
     """The sidebar knobs of AKRP (robust knowledge-retention pruning)."""
     return {
         "lambda0": float(st.number_input(
-            "Ridge λ₀ (× mean diag XᵀX)", 1e-12, 1.0, 1e-4, step=1e-5, format="%.1e", key="lambda0",
+            "Ridge λ₀ (× mean diag XᵀX)", 1e-12, 1.0, step=1e-5, format="%.1e", key=kept("lambda0"),
             help="adaptive rectification: w* = (XᵀX + λ·mean(diag) I)⁻¹ Xᵀ(Y_dense − b) with X the pruned "
                  "model's inputs; λ starts here and is raised tenfold while a fit on half of the calibration "
                  "examples reconstructs the other half better")),
         "percdamp": float(st.number_input(
-            "Dampening (× mean diag H)", 0.0, 0.99, 0.01, format="%.3f", key="akrp_percdamp",
+            "Dampening (× mean diag H)", 0.0, 0.99, format="%.3f", key=kept("akrp_percdamp"),
             help="the OBS / SparseGPT solver that prunes the rectified weights: H = XᵀX dampened by this")),
-        "blocksize": int(st.number_input("Block size", 1, 4096, 128, key="akrp_blocksize",
+        "blocksize": int(st.number_input("Block size", 1, 4096, key=kept("akrp_blocksize"),
                                          help="columns pruned per block by the OBS solver (lazy batched update)")),
     }
 
 
 def reconstruction_options() -> dict:
     """The sidebar knobs of reconstruction error minimisation (mask by a base method, then train)."""
-    base = st.selectbox("Mask chosen by", BASES, index=BASES.index("sparsegpt"), key="rec_base",
+    base = st.selectbox("Mask chosen by", BASES, key=kept("rec_base"),
                         help="the base method picks every block's mask (sparsegpt also applies its own update); "
                              "training then only changes the kept weights")
-    mode = st.radio("Reconstruction target", MODES, index=MODES.index("br"), horizontal=True, key="rec_mode",
+    mode = st.radio("Reconstruction target", MODES, horizontal=True, key=kept("rec_mode"),
                     format_func=str.upper, help="  \n".join(MODE_HELP[m] for m in MODES))
     train = mode != "lr"
-    epochs = st.number_input("Epochs", 1, 1000, 10, key="rec_epochs", disabled=not train,
+    epochs = st.number_input("Epochs", 1, 1000, key=kept("rec_epochs"), disabled=not train,
                              help="AdamW passes over the calibration set per block (or pair of blocks)")
-    lr = st.number_input("Learning rate", 1e-7, 0.99, 2e-4, step=1e-5, format="%.1e", key="rec_lr",
+    lr = st.number_input("Learning rate", 1e-7, 0.99, step=1e-5, format="%.1e", key=kept("rec_lr"),
                          disabled=not train, help="AdamW learning rate (weight decay 0); masks stay fixed")
-    gen = st.number_input("Self-generated texts", 0, 4096, 0, key="rec_selfgen", disabled=not train,
+    gen = st.number_input("Self-generated texts", 0, 4096, key=kept("rec_selfgen"), disabled=not train,
                           help="texts generated from the model itself (resampled from the calibration texts), "
                                "added to the set the weights are trained on; never to the mask choice")
     if not train:  # LR trains nothing: the training knobs stay at their defaults, so equal runs share a key
@@ -72,21 +97,21 @@ def kprune_options() -> dict:
     """The sidebar knobs of K-prune (knowledge-preserving head and neuron pruning)."""
     out = {
         "lam": float(st.number_input(
-            "λ: weight of representational knowledge", 0.0, 1e6, 2.5e-4, step=1e-4, format="%.2e", key="kp_lam",
+            "λ: weight of representational knowledge", 0.0, 1e6, step=1e-4, format="%.2e", key=kept("kp_lam"),
             help="score = (K_pred + λ K_rep) / FLOPs of the unit; K_pred = squared gradient of the KL to the dense "
                  "model w.r.t. the unit's mask, K_rep = the energy of the unit's output")),
-        "mu": float(st.number_input("μ: weight of attention heads", 1e-6, 1e6, 64.0, key="kp_mu",
+        "mu": float(st.number_input("μ: weight of attention heads", 1e-6, 1e6, key=kept("kp_mu"),
                                     help="heads' scores are multiplied by μ before ranking against neurons")),
-        "temperature": float(st.number_input("Temperature T of the KL", 0.01, 100.0, 2.0, key="kp_temp",
+        "temperature": float(st.number_input("Temperature T of the KL", 0.01, 100.0, key=kept("kp_temp"),
                                              help="soft logits (T = 2 in the paper) for the predictive knowledge")),
     }
-    tune = st.toggle("Knowledge-preserving tuning", True, key="kp_tune",
+    tune = st.toggle("Knowledge-preserving tuning", key=kept("kp_tune"),
                      help="after each sub-layer is pruned, refit its output projection by ridge least squares to "
                           "the dense sub-layer's output")
     out["tune"] = bool(tune)
     if tune:
-        out["damping"] = float(st.number_input("Tuning ridge (× mean diag)", 0.0, 100.0, 0.1, format="%.3f",
-                                               key="kp_damping",
+        out["damping"] = float(st.number_input("Tuning ridge (× mean diag)", 0.0, 100.0, format="%.3f",
+                                               key=kept("kp_damping"),
                                                help="ridge of the least-squares refit; 0 = plain normal equations "
                                                     "(overfits a small calibration set)"))
     return out
@@ -94,54 +119,55 @@ def kprune_options() -> dict:
 
 def kwon_options() -> dict:
     """The sidebar knobs of Kwon et al. (Fisher mask search, rearrangement, mask tuning)."""
-    out = {"rearrange": bool(st.toggle("Mask rearrangement", True, key="kw_rearrange",
+    out = {"rearrange": bool(st.toggle("Mask rearrangement", key=kept("kw_rearrange"),
                                        help="per layer, swap kept and pruned units while the swap lowers the "
                                             "second-order loss estimate (full Fisher block of the layer)"))}
     if out["rearrange"]:
-        out["rearrange_steps"] = int(st.number_input("Swaps per layer and unit kind (at most)", 0, 100000, 100,
-                                                     key="kw_steps"))
-    out["rescale"] = bool(st.toggle("Mask tuning (least-squares rescaling)", True, key="kw_rescale",
+        out["rearrange_steps"] = int(st.number_input("Swaps per layer and unit kind (at most)", 0, 100000,
+                                                     key=kept("kw_steps")))
+    out["rescale"] = bool(st.toggle("Mask tuning (least-squares rescaling)", key=kept("kw_rescale"),
                                     help="layer by layer, scales of the kept units fitted so each pruned sub-layer's "
                                          "LayerNorm input matches the dense one; folded into the output projection"))
     if out["rescale"]:
-        out["damping"] = float(st.number_input("Tuning ridge (× mean diag)", 0.0, 100.0, 0.01, format="%.3f",
-                                               key="kw_damping", help="ridge of the rescaling towards scale 1"))
+        out["damping"] = float(st.number_input("Tuning ridge (× mean diag)", 0.0, 100.0, format="%.3f",
+                                               key=kept("kw_damping"),
+                                               help="ridge of the rescaling towards scale 1"))
     return out
 
 
 def pat_options() -> dict:
     """The sidebar knobs of PAT (pruning-aware tuning of hidden channels)."""
-    baseline = st.toggle("Baseline: prune, then LoRA", False, key="pat_baseline",
+    baseline = st.toggle("Baseline: prune, then LoRA", key=kept("pat_baseline"),
                          help="instead of PAT: remove the channels with the lowest mean |LayerNorm output| once, "
                               "before training, then train LoRA only (no sparsification modules, no learned mask)")
-    steps = st.number_input("Training steps", 10, 100000, 300, key="pat_steps",
+    steps = st.number_input("Training steps", 10, 100000, key=kept("pat_steps"),
                             help="optimiser steps on the task's labelled training texts; the mask is annealed to "
                                  "0/1 during the first 70% and frozen for the rest")
-    lr = st.number_input("Learning rate", 1e-7, 0.99, 1e-3, step=1e-4, format="%.1e", key="pat_lr",
+    lr = st.number_input("Learning rate", 1e-7, 0.99, step=1e-4, format="%.1e", key=kept("pat_lr"),
                          help="AdamW learning rate of LoRA and the sparsification modules (weight decay 0)")
-    rank = st.number_input("LoRA rank", 1, 384, 8, key="pat_rank",
+    rank = st.number_input("LoRA rank", 1, 384, key=kept("pat_rank"),
                            help="rank of the low-rank update on Q, K, V, attention output, FFN in/out and pooler")
     out = {"baseline": bool(baseline), "steps": int(steps), "lr": float(lr), "lora_rank": int(rank)}
     with st.expander("More PAT knobs"):
-        out["batch_size"] = int(st.number_input("Batch size", 1, 4096, 16, key="pat_batch"))
-        out["train_size"] = int(st.number_input("Training texts", 1, 1000000, 2000, key="pat_train",
+        out["batch_size"] = int(st.number_input("Batch size", 1, 4096, key=kept("pat_batch")))
+        out["train_size"] = int(st.number_input("Training texts", 1, 1000000, key=kept("pat_train"),
                                                 help="a seeded sample of the task's training split"))
-        out["lora_alpha"] = float(st.number_input("LoRA α", 1e-3, 1e4, 16.0, key="pat_alpha",
+        out["lora_alpha"] = float(st.number_input("LoRA α", 1e-3, 1e4, key=kept("pat_alpha"),
                                                   help="LoRA scaling α / rank"))
         if not baseline:  # the baseline has no learned mask, no sparsification modules: their knobs stay default
-            out["mask_lr"] = float(st.number_input("Mask learning rate", 1e-7, 0.99, 1e-2, step=1e-3, format="%.1e",
-                                                   key="pat_mask_lr"))
-            out["hsm_rank"] = int(st.number_input("Sparsification-module rank", 1, 384, 8, key="pat_hsm_rank",
+            out["mask_lr"] = float(st.number_input("Mask learning rate", 1e-7, 0.99, step=1e-3, format="%.1e",
+                                                   key=kept("pat_mask_lr")))
+            out["hsm_rank"] = int(st.number_input("Sparsification-module rank", 1, 384, key=kept("pat_hsm_rank"),
                                                   help="rank r of x → scale · m · (x + B A x)"))
-            out["identity_weight"] = float(st.number_input("Identity-loss weight", 0.0, 1e4, 1.0, key="pat_identity",
+            out["identity_weight"] = float(st.number_input("Identity-loss weight", 0.0, 1e4,
+                                                           key=kept("pat_identity"),
                                                            help="weight of ||A Aᵀ − I||² in the loss"))
-            out["prune_start"] = float(st.number_input("Selection starts at (fraction of steps)", 0.0, 1.0, 0.1,
-                                                       key="pat_start"))
-            out["decay"] = float(st.number_input("Mask decay (fraction of steps)", 0.001, 1.0, 0.1,
-                                                 key="pat_decay",
+            out["prune_start"] = float(st.number_input("Selection starts at (fraction of steps)", 0.0, 1.0,
+                                                       key=kept("pat_start")))
+            out["decay"] = float(st.number_input("Mask decay (fraction of steps)", 0.001, 1.0, key=kept("pat_decay"),
                                                  help="a selected channel's mask falls linearly to 0 in this long"))
-            out["prune_end"] = float(st.number_input("Mask frozen at (fraction of steps)", 0.01, 1.0, 0.7,
-                                                     key="pat_end"))
+            out["prune_end"] = float(st.number_input("Mask frozen at (fraction of steps)", 0.01, 1.0,
+                                                     key=kept("pat_end")))
     st.caption(("Prune-then-LoRA baseline" if baseline else "PAT") + f": {int(steps)} training steps of batch "
                f"{out['batch_size']}, a forward and backward pass each: much slower than the one-shot methods "
                "(kwon takes seconds; 300 steps take minutes on a CPU).")
@@ -157,44 +183,104 @@ def budget_label(meaning: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def sidebar() -> tuple[ExperimentConfig | None, bool, bool]:
-    with st.sidebar:
+def save_upload(name: str, content: bytes) -> str:
+    """Save an uploaded CSV/TSV under the uploads folder, named by the hash of its bytes (the same file gives
+    the same path, so the same run key), check that it parses as a task, and return its path. Raises
+    PrunescopeError with one line that never quotes the file."""
+    if len(content) > UPLOAD_LIMIT_MB * 2**20:
+        raise PrunescopeError(f"the upload is {len(content) / 2**20:.1f} MB; the limit is {UPLOAD_LIMIT_MB} MB")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or suffix.lower() not in ("csv", "tsv"):
+        raise PrunescopeError("upload a .csv or .tsv file with columns text,label")
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")[:60] or "task"
+    folder = uploads_dir()
+    path = folder / f"{hashlib.sha256(content).hexdigest()[:16]}-{safe}.{suffix.lower()}"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        tmp.write_bytes(content)
+        os.replace(tmp, path)  # whole or absent: never a half-written upload under the final name
+    try:
+        data.load(str(path))
+    except Exception as exc:
+        path.unlink(missing_ok=True)
+        if isinstance(exc, PrunescopeError):
+            raise PrunescopeError(f"the uploaded file {name!r} is not a usable task: "
+                                  + str(exc).replace(str(path), "it")) from None
+        raise PrunescopeError(f"the uploaded file {name!r} is not a readable CSV/TSV with columns text,label "
+                              f"({type(exc).__name__})") from None
+    return str(path)
+
+
+def upload_picker() -> str:
+    """The uploader of a CSV/TSV task; returns the path of the upload in use ('' if none)."""
+    current = st.session_state.get(UPLOAD)
+    file = st.file_uploader("Upload a CSV/TSV (columns text,label)", type=["csv", "tsv"], key="task_file",
+                            help=f"at most {UPLOAD_LIMIT_MB} MB; saved on the server under its content hash, so "
+                                 "the same file finds its stored runs")
+    if file is not None and (current is None or current.get("file_id") != file.file_id):
+        try:
+            path = save_upload(file.name, file.getvalue())
+        except PrunescopeError as exc:
+            st.error(str(exc))
+            return ""
+        current = {"path": path, "name": file.name, "file_id": file.file_id}
+        st.session_state[UPLOAD] = current
+    if current:
+        st.caption(f"Task: the uploaded file **{current['name']}**")
+        return current["path"]
+    return ""
+
+
+def sidebar(where) -> dict:
+    """Draw the sidebar's settings into `where` and return them: model, task (the one the chosen source gives,
+    '' if none), method, pattern, sparsity, sizes, seed and the method's options."""
+    with where:
         st.header("Experiment")
-        model = st.text_input("Model", "default", key="model",
-                              help="default = the shipped MiniLM-L6 for the task; or a local folder / hub id")
-        task = st.selectbox("Task", list(data.SHIPPED) + list(data.HUB), key="task",
-                            help="or type a CSV/TSV path below")
-        task_path = st.text_input("…or a local CSV/TSV (text,label)", "", key="task_path")
-        method = st.selectbox("Method", list(methods.METHODS), index=2, key="method",
+        model = st.text_input("Model", key=kept("model"),
+                              help="default = the shipped MiniLM-L6 for the task; or a model folder under the "
+                                   "folders this server allows, or a hub id")
+        source = st.radio("Task from", list(TASK_SOURCES), format_func=TASK_SOURCES.get, horizontal=True,
+                          key=kept("task_source"),
+                          help="a shipped or hub task; a CSV/TSV file on the server; or a CSV/TSV you upload")
+        if source == "name":
+            task = st.selectbox("Task", list(data.SHIPPED) + list(data.HUB), key=kept("task"))
+        elif source == "path":
+            task = st.text_input("Local CSV/TSV (text,label)", key=kept("task_path"),
+                                 help="a file under the folders this server allows").strip()
+        else:
+            task = upload_picker()
+        method = st.selectbox("Method", list(methods.METHODS), key=kept("method"),
                               help="; ".join(f"{n}: {c.paper}" for n, c in methods.METHODS.items()))
         meth = methods.METHODS[method]
         if meth.structured:  # whole units removed: the pattern is "structured", the slider is the method's budget
             pattern = "structured"
-            sparsity = st.slider(budget_label(meth.budget_meaning), 0.0, 0.9, 0.4, 0.05, key="budget",
+            sparsity = st.slider(budget_label(meth.budget_meaning), 0.0, 0.9, step=0.05, key=kept("budget"),
                                  help=f"{method}'s budget: the {meth.budget_meaning} (the achieved value is shown "
                                       "after pruning)")
             st.caption(f"{method} removes whole {'hidden channels' if method == 'pat' else 'heads and FFN neurons'}: "
                        "a physically smaller model, no pattern to choose")
         else:
-            pattern = st.selectbox("Pattern", PATTERNS, key="pattern",
+            extra = [st.session_state["pattern"]] if st.session_state.get("pattern") not in (*PATTERNS, None) else []
+            pattern = st.selectbox("Pattern", [*PATTERNS, *extra], key=kept("pattern"),
                                    help="unstructured: any weight; N:M: at most N non-zeros in every M inputs of a row")
             nm = parse_pattern(pattern).sparsity
             if nm is not None:
                 sparsity = nm
                 st.caption(f"{pattern} fixes the sparsity at {nm:.0%}")
             else:
-                sparsity = st.slider("Sparsity", 0.0, 0.95, 0.5, 0.05, key="sparsity")
-        calib_size = st.number_input("Calibration examples", 1, 4096, 64, key="calib")
-        seq_len = st.number_input("Calibration sequence length", 8, 512, 64, key="seq_len")
-        eval_size = st.number_input("Evaluation examples (0 = whole test split)", 0, 100000, 500, key="eval")
-        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
+                sparsity = st.slider("Sparsity", 0.0, 0.95, step=0.05, key=kept("sparsity"))
+        calib_size = st.number_input("Calibration examples", 1, 4096, key=kept("calib"))
+        seq_len = st.number_input("Calibration sequence length", 8, 512, key=kept("seq_len"))
+        eval_size = st.number_input("Evaluation examples (0 = whole test split)", 0, 100000, key=kept("eval"))
+        seed = st.number_input("Seed", 0, 2**31 - 1, key=kept("seed"))
         options = {}
         if method == "magnitude":
-            options["scope"] = st.radio("Threshold scope", ["layer", "global"], horizontal=True, key="scope")
+            options["scope"] = st.radio("Threshold scope", ["layer", "global"], horizontal=True, key=kept("scope"))
         if method == "sparsegpt":
-            options["blocksize"] = int(st.number_input("Block size", 1, 4096, 128, key="blocksize"))
-            options["percdamp"] = float(st.number_input("Dampening (× mean diag H)", 0.0, 0.99, 0.01,
-                                                        format="%.3f", key="percdamp"))
+            options["blocksize"] = int(st.number_input("Block size", 1, 4096, key=kept("blocksize")))
+            options["percdamp"] = float(st.number_input("Dampening (× mean diag H)", 0.0, 0.99, format="%.3f",
+                                                        key=kept("percdamp")))
         if method == "akrp":
             options.update(akrp_options())
         if method == "reconstruction":
@@ -202,19 +288,46 @@ def sidebar() -> tuple[ExperimentConfig | None, bool, bool]:
         if method in STRUCTURED_OPTIONS:
             options.update(STRUCTURED_OPTIONS[method]())
         c1, c2 = st.columns(2)
-        go = c1.button("Prune", type="primary", width="stretch", key="prune_go")
-        again = c2.button("Recompute", width="stretch", help="prune again even if this run is stored")
-    if not (go or again):
-        return None, False, False
+        c1.button("Prune", type="primary", width="stretch", key="prune_go",
+                  on_click=st.session_state.__setitem__, args=(REQUEST, "go"),
+                  help="prune with the settings above (a stored run of them is shown at once)")
+        c2.button("Recompute", width="stretch", key="prune_again",
+                  on_click=st.session_state.__setitem__, args=(REQUEST, "again"),
+                  help="prune again even if this run is stored")
+    remember_settings()
+    return {"model": model.strip(), "task": task, "method": method, "pattern": pattern, "sparsity": float(sparsity),
+            "calib_size": int(calib_size), "seq_len": int(seq_len), "seed": int(seed),
+            "eval_size": int(eval_size) or None, "options": options}
+
+
+def make_config(s: dict) -> ExperimentConfig:
+    """The config the sidebar shows; its local paths checked against the allowed folders before anything
+    reads them."""
+    if not s["model"]:
+        raise PrunescopeError("choose a model: 'default', a model folder or a hub id")
+    if not s["task"]:
+        raise PrunescopeError("choose a task: type a CSV/TSV path or upload one, or pick a named task")
+    check_page_path(s["model"])
+    check_page_path(s["task"])
+    return ExperimentConfig.create(**s)
+
+
+def comparable(config: dict) -> dict:
+    """A config's fields that the sidebar sets, the method's options completed with their defaults."""
+    out = {k: config.get(k) for k in ("model", "task", "method", "pattern", "calib_size", "seq_len", "seed",
+                                      "eval_size")}
+    out["sparsity"] = round(float(config.get("sparsity") or 0.0), 6)
     try:
-        cfg = ExperimentConfig.create(model=model.strip(), task=task_path.strip() or task, method=method,
-                                      sparsity=float(sparsity), pattern=pattern, calib_size=int(calib_size),
-                                      seq_len=int(seq_len), seed=int(seed), eval_size=int(eval_size) or None,
-                                      options=options)
-    except PrunescopeError as exc:
-        st.error(str(exc))
-        return None, False, False
-    return cfg, True, again
+        out["options"] = dataclasses.asdict(methods.get(out["method"]).options(config.get("options") or {}))
+    except Exception:  # noqa: BLE001 - an old or foreign run: compare its options as stored
+        out["options"] = dict(config.get("options") or {})
+    return out
+
+
+def describe(c: dict) -> str:
+    """'wanda · 2:4 · 50% on rotten_tomatoes (default)'."""
+    what = f"budget {c['sparsity']:.0%}" if c["pattern"] == "structured" else f"{c['pattern']} · {c['sparsity']:.0%}"
+    return f"{c['method']} · {what} on {c['task']} ({c['model']})"
 
 
 def step_line(rec: StepRecord) -> str:
@@ -227,13 +340,37 @@ def step_line(rec: StepRecord) -> str:
     return " · ".join(parts)
 
 
-def run(cfg: ExperimentConfig, recompute: bool) -> None:
+def locked_panel(settings: dict) -> None:
+    """The sidebar while a prune runs: what runs, and a disabled button (nothing to change or click twice)."""
+    st.header("Experiment")
+    opts = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                     for k, v in sorted(settings["options"].items()))
+    st.markdown(f"**{describe(settings)}**  \ncalibration {settings['calib_size']} × {settings['seq_len']} tokens, "
+                f"evaluation {settings['eval_size'] or 'the whole test split'}, seed {settings['seed']}"
+                + (f"  \n{opts}" if opts else ""))
+    st.button("Pruning...", type="primary", width="stretch", key="prune_busy", disabled=True,
+              help="one prune at a time: the settings come back when it finishes")
+    st.caption("The settings are locked until the prune finishes. Leaving or changing the page stops it "
+               "(nothing half-done is stored).")
+
+
+def run(settings: dict, recompute: bool) -> None:
+    """Prune the config the sidebar showed (or open its stored run). While it runs, INFLIGHT names it: a run
+    that finds INFLIGHT still set knows this one was stopped."""
+    st.session_state.pop(INTERRUPTED, None)
+    try:
+        cfg = make_config(settings)
+        key = cfg.key()
+    except Exception as exc:  # noqa: BLE001 - never a traceback in the page
+        st.error(error_text("Checking the settings", exc))
+        return
     store = get_store()
-    if not recompute and store.has(cfg.key()):
-        open_run(cfg.key())
+    if not recompute and store.has(key):
+        open_run(key)
         st.toast("Loaded the stored run (Recompute prunes again)")
         return
     layers, blocks, steps = [], [], []
+    st.session_state[INFLIGHT] = {"key": key, "label": describe(cfg.to_dict()), "config": cfg.to_dict()}
     try:
         with st.status("Loading the model...", expanded=True) as status:
             net, _ = load_dense(cfg.model, cfg.task, str(resolve_device(cfg.device)))
@@ -267,15 +404,16 @@ def run(cfg: ExperimentConfig, recompute: bool) -> None:
             res = run_experiment(cfg, on_record=on_record,
                                  on_stage=lambda s: status.update(label=s + "...", expanded=True))
             out = res.to_json()
-            store.save(out, res.prune.masks)
+            store.save(out, res.prune.masks)  # one transaction: stored whole, or not at all
+            st.session_state.pop(INFLIGHT, None)  # no Streamlit call between the save and this line
             load_run.clear()
             load_mask.clear()
             status.update(label=f"Pruned in {res.prune.prune_seconds:.1f} s", state="complete", expanded=False)
-        open_run(cfg.key())
-    except PrunescopeError as exc:
-        st.error(str(exc))
-    except Exception as exc:  # a live demo never shows a traceback; the message still says what broke
-        st.error(f"Pruning failed ({type(exc).__name__}): {exc}")
+    except Exception as exc:  # noqa: BLE001 - a demo never shows a traceback (Streamlit's stop is not an Exception)
+        st.session_state.pop(INFLIGHT, None)
+        st.error(error_text("Pruning", exc))
+        return
+    open_run(key)
 
 
 def show(res: dict) -> None:
@@ -462,13 +600,29 @@ def show_unstructured(res: dict) -> None:
         st.dataframe(table, hide_index=True, width="stretch")
 
 
-cfg, go, again = sidebar()
-if go:
-    run(cfg, recompute=again)
+slot = st.sidebar.empty()  # the settings, or while a prune runs, what it runs
+if BUSY:
+    with slot.container():
+        locked_panel(PENDING_RUN[0])
+    run(PENDING_RUN[0], recompute=PENDING_RUN[1] == "again")
+settings = sidebar(slot.container())  # unlocked again after a prune, in the same run (its log stays shown)
+if REQUESTED and not BUSY:
+    st.session_state[PENDING] = (settings, REQUESTED)
+    st.rerun()
+stopped = st.session_state.get(INTERRUPTED)
+if stopped:
+    st.warning(f"The prune of **{stopped['label']}** was interrupted: leaving or changing the page while it "
+               "runs stops it, and nothing of it was stored. Press **Prune** to run it again.",
+               icon=":material/warning:")
 key = st.session_state.get("run_key")
 res = load_run(key) if key else None
 if res:
+    shown, wanted = comparable(res["config"]), comparable(settings)
+    if shown != wanted:
+        differ = ", ".join(k.replace("_", " ") for k in shown if shown[k] != wanted[k])
+        st.info(f"Shown below: the stored run of **{describe(res['config'])}**. The sidebar differs ({differ}): "
+                "press **Prune** to run what the sidebar says.", icon=":material/info:")
     show(res)
-elif not go:
+else:
     st.info("Choose a method and a sparsity in the sidebar, then press **Prune**. "
             "The default model is MiniLM-L6 fine-tuned on the chosen task; it runs on this machine's CPU.")

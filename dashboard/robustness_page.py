@@ -9,13 +9,14 @@ import time
 import streamlit as st
 
 from dashboard import charts
-from dashboard.common import (clear_attack_caches, demo_attacks_imported, get_store, load_attack_examples,
-                              load_attack_row)
+from dashboard.common import (clear_attack_caches, demo_attacks_imported, error_text, get_store,
+                              load_attack_examples, load_attack_row, note_interrupted)
 from pruning_core import PrunescopeError, data, methods
 from pruning_core.robustness import RECIPES, availability, run_attack
 from pruning_core.sweep import ROBUSTNESS_SPARSITIES, SPARSITIES, attack_grid
 
 st.title("Robustness under attack")
+note_interrupted()
 store = get_store()
 demo_attacks_imported()
 
@@ -192,7 +193,7 @@ if missing and st.button(f"Compute the {len(missing)} missing attack{plural}", t
     except PrunescopeError as exc:
         st.error(str(exc))
     except Exception as exc:  # never a traceback in a demo; the examples attacked so far are saved
-        st.error(f"The attack failed ({type(exc).__name__}): {exc}. The examples attacked so far are saved.")
+        st.error(error_text("The attack", exc) + " The examples attacked so far are saved.")
     clear_attack_caches()
 
 done = [c for c in configs if store.attack_done(c.key())]

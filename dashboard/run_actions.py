@@ -11,8 +11,8 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import charts
-from dashboard.common import get_store
-from pruning_core import PrunescopeError
+from dashboard.common import error_text, get_store
+from pruning_core.access import check_page_path
 
 
 def zip_folder(folder: str | Path) -> bytes:
@@ -41,8 +41,14 @@ def _device(res: dict) -> str:
 
 
 def _fail(what: str, exc: Exception) -> None:
-    """A PrunescopeError's own message, or the kind and text of anything else: never a traceback."""
-    st.error(str(exc) if isinstance(exc, PrunescopeError) else f"{what} failed ({type(exc).__name__}): {exc}")
+    """A PrunescopeError's own message, or only the kind of anything else: never a traceback."""
+    st.error(error_text(what, exc))
+
+
+def _check_paths(res: dict) -> None:
+    """Re-pruning a stored run reads its model and task: only under the folders the page may read."""
+    check_page_path(str(res["config"]["model"]))
+    check_page_path(str(res["config"]["task"]))
 
 
 def speed_section(res: dict, prefix: str = "run") -> None:
@@ -63,6 +69,7 @@ def speed_section(res: dict, prefix: str = "run") -> None:
                         "(latency) and batch 32 (throughput) on the run's device; stored with the run"):
         with st.spinner("Pruning the run again, then timing it and the dense model..."):
             try:
+                _check_paths(res)
                 speed.measure_run(key, store, device=_device(res), repeats=int(repeats), recompute=True)
             except Exception as exc:  # noqa: BLE001 - a demo shows the message, never a traceback
                 _fail("Measuring speed", exc)
@@ -95,6 +102,7 @@ def export_section(res: dict, prefix: str = "run") -> None:
                         f"model, config and tokenizer to {folder}"):
         with st.spinner("Pruning the run again, checking it against the store, writing the folder..."):
             try:
+                _check_paths(res)
                 export.export_run(key, store, device=_device(res), root=root, force=done)
             except Exception as exc:  # noqa: BLE001
                 _fail("Export", exc)

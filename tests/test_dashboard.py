@@ -419,22 +419,25 @@ def test_experiments_page_lists_and_opens_the_run(pruned_app):
     assert not at.exception and (at.dataframe[0].value["method"] == "wanda").all()
 
 
-def test_bad_input_shows_a_message_and_keeps_runs(pruned_app, tmp_path):
+def test_bad_input_shows_a_message_and_keeps_runs(pruned_app, tmp_path, monkeypatch):
     from dashboard.common import get_store
 
+    monkeypatch.setenv("PRUNESCOPE_DATA_ROOTS", str(tmp_path))  # the page reads local paths under these only
     before = len(get_store().runs())
     bad = tmp_path / "reviews.csv"
     bad.write_text("review,stars\ngreat,5\n")
     at = pruned_app
     at.switch_page("prune_page.py")
     at.run()
+    at.radio(key="task_source").set_value("path")
+    at.run()
     at.text_input(key="task_path").set_value(str(bad))
     at.button(key="prune_go").click()
     at.run()
     assert not at.exception
     assert at.error and "text,label" in at.error[0].value
-    at.text_input(key="task_path").set_value("")
-    at.text_input(key="model").set_value("./no/such/model")
+    at.radio(key="task_source").set_value("name")
+    at.text_input(key="model").set_value(str(tmp_path / "no/such/model"))
     at.button(key="prune_go").click()
     at.run()
     assert not at.exception and "does not exist" in at.error[0].value
