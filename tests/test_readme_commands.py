@@ -60,6 +60,7 @@ APPEND = {  # sizes added where a command does not give them
     "speed": ("--repeats",),
     "finetune": ("--epochs",),
 }
+KNOB_SIZES = {"steps": "10", "epochs": "1", "self_generated": "4"}  # knobs that set amounts of work
 SWEEP_SIZES = {"calib_size": 4, "seq_len": 16, "eval_size": 8}
 SWEEP_SPARSITY = 0.5  # one sparsity of the README grid
 ATTACK_N = 2
@@ -114,6 +115,7 @@ class Case:
     skip: str | None = None  # why it is not run here
     expected: int = 0
     rows16: bool = False  # finetune on 16 rows per split (the default run's variant)
+    small_knobs: bool = True  # KNOB_SIZES for the method knobs that set amounts of work
 
 
 def knob_commands(text: str) -> list[tuple[str, str]]:
@@ -149,6 +151,9 @@ def cases() -> list[Case]:
         sparsity = KNOB_SPARSITY["structured" if methods.METHODS[method].structured else "unstructured"]
         cmd = f"prune --method {method} --sparsity {sparsity} {opts}"
         out.append(Case(f"knobs: {cmd}", f"knobs of {method}", cmd))
+        if any(f"--option {k}=" in opts for k in KNOB_SIZES):  # as documented, at full length
+            out.append(Case(f"knobs-as-documented: {cmd}", f"knobs of {method}", cmd, [pytest.mark.slow],
+                            small_knobs=False))
     return out
 
 
@@ -218,12 +223,15 @@ class Env:
         assert rc == 0, err
         return [r for r in json.loads(out) if r.get("pattern") == "unstructured"]
 
-    def argv(self, cmd: str) -> list[str]:
+    def argv(self, cmd: str, small_knobs: bool = True) -> list[str]:
         argv = shlex.split(cmd)
         sub = argv[0]
         for i, a in enumerate(argv[:-1]):  # README sizes -> small sizes
-            if a in SIZES and not (sub == "speed" and a == "--seq-len" and argv[i + 1] == "N"):
+            if a in SIZES:
                 argv[i + 1] = SIZES[a]
+            knob = argv[i + 1].split("=", 1)[0]
+            if a == "--option" and small_knobs and knob in KNOB_SIZES:
+                argv[i + 1] = f"{knob}={KNOB_SIZES[knob]}"
         for a in APPEND.get(sub, ()):
             if a not in argv and not (sub == "attack" and "--run" in argv and a != "--n"):
                 argv += [a, SIZES[a]]
@@ -292,7 +300,7 @@ def test_readme_command(case, env, monkeypatch):
         pytest.skip("no CUDA GPU here")
     if case.rows16:
         _tiny_finetune(monkeypatch)
-    argv = env.argv(case.cmd)
+    argv = env.argv(case.cmd, case.small_knobs)
     if argv[0] == "sweep":
         env.write_sweep(argv[1], dry_run="--dry-run" in argv)
     rc, out, err = env.cli(argv)
