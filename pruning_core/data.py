@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pruning_core import hub
 from pruning_core.errors import PrunescopeError
 from pruning_core.paths import ASSETS_DIR, package_dir
 
@@ -182,13 +183,14 @@ def _load_hub(task: str, split: str) -> TaskData:
     try:
         import datasets
 
-        ds = datasets.load_dataset(path, config, split=split_map[split])
+        with hub.offline_unless_online():
+            ds = datasets.load_dataset(path, config, split=split_map[split])
     except Exception as exc:  # network, cache or name problems all end here
         raise PrunescopeError(
             f"could not load '{task}' from the Hugging Face hub ({type(exc).__name__}): "
             "offline or not cached. On a connected machine run "
             f"`python -c \"import datasets; datasets.load_dataset('{path}'{', ' + repr(config) if config else ''})"
-            f".save_to_disk('DIR')\"`, then pass --task DIR (or a CSV with text,label)"
+            f".save_to_disk('DIR')\"`, then use DIR as the task (or a CSV with text,label)"
         ) from None
     return _from_dataset(ds, task, split, text_col)
 

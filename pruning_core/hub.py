@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from contextlib import contextmanager
 from functools import lru_cache
 from urllib.parse import urlparse
 
@@ -45,3 +46,21 @@ def online() -> bool:
         return False
     url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     return _reachable(url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
+
+
+@contextmanager
+def offline_unless_online():
+    """Inside: `datasets` and huggingface_hub read their caches only when the hub is not reachable (they
+    read their offline switches once, at import; this sets them for the duration)."""
+    if online():
+        yield
+        return
+    import datasets.config
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved

@@ -173,3 +173,21 @@ def test_attack_size_is_never_capped_silently():
     run = ExperimentConfig.create(method="magnitude", sparsity=0.0)
     with pytest.raises(PrunescopeError, match="more than the .* test examples"):
         AttackConfig(run, "deepwordbug", 1_000_000_000, 0, None).validate().check_size()
+
+
+def test_no_network_means_cache_only_without_offline_variables(monkeypatch):
+    """Defect 5: an offline hub id spent 46 s in retries unless HF_HUB_OFFLINE was set."""
+    import datasets.config
+    from huggingface_hub import constants
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_reachable", lambda host, port: False)  # as on a machine without network
+    assert not hub.online()
+    with hub.offline_unless_online():
+        assert constants.HF_HUB_OFFLINE and datasets.config.HF_HUB_OFFLINE
+    assert not constants.HF_HUB_OFFLINE and not datasets.config.HF_HUB_OFFLINE
+    with pytest.raises(PrunescopeError, match="could not load 'someone/not-cached'"):
+        models.load("someone/not-cached", "rotten_tomatoes")
