@@ -462,13 +462,7 @@ def parse(spec: Any, source: str = "<spec>", lines: dict | None = None, max_conf
         is_structured = registry.METHODS[method].structured
         for pattern in [STRUCTURED] if is_structured else patterns:
             nm = None if is_structured else parse_pattern(pattern).sparsity
-            # options a method allows at some patterns only (global magnitude: unstructured) run at those, as
-            # structured methods run at "structured" only; options no pattern of the grid allows are an error
-            here = points if is_structured else [o for o in points if _fits(method, pattern, o)]
-            for o in points:
-                if not is_structured and not any(_fits(method, pat, o) for pat in patterns):
-                    p.add(mpath, f"{method} {json.dumps(o)} fits none of the patterns {patterns}", once=True)
-            for s, opts in itertools.product([nm] if nm is not None else sparsities, here):
+            for s, opts in itertools.product([nm] if nm is not None else sparsities, points):
                 kw = dict(model=model, task=task, method=method, pattern=pattern, sparsity=float(s), seed=seed,
                           options=opts, **common)
                 try:
@@ -484,19 +478,6 @@ def parse(spec: Any, source: str = "<spec>", lines: dict | None = None, max_conf
     attacks = _expand_attacks(p, attack_entries, runs)
     p.raise_if_any()
     return Sweep(source, name, tuple(runs), tuple(attacks), spec)
-
-
-def _fits(method: str, pattern: str, options: dict) -> bool:
-    """Whether `method` with these options can produce `pattern` (its own check_pattern)."""
-    from pruning_core import methods as registry
-    from pruning_core.masks import parse_pattern
-
-    m = registry.get(method)
-    try:
-        m.check_pattern(parse_pattern(pattern), m.options(options))
-        return True
-    except PrunescopeError:
-        return False
 
 
 def _attack_entries(p: _Problems, spec: dict, tasks: list[str], method_names: list[str],

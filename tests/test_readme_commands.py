@@ -34,6 +34,9 @@ SKIPPED = {
     "make test": "runs this test suite",
     "make bench": "the benchmarks take hours on a CPU; they are scripts, not tests",
     "ray start --head": "starts a system-wide Ray head node; the sweep tests use a private Ray or none",
+    "PRUNESCOPE_PASSWORD='a long class password' .venv/bin/prunescope serve --host 0.0.0.0 --port 8501":
+        "serves on every interface and never returns; tests/test_serve.py starts `prunescope serve` for real "
+        "(loopback only) and checks the password rule for other hosts",
 }
 # prunescope commands that need something a test machine does not have: skipped with the reason
 NEEDS = {

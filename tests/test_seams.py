@@ -172,7 +172,9 @@ def test_attack_size_is_never_capped_silently():
 
     run = ExperimentConfig.create(method="magnitude", sparsity=0.0)
     with pytest.raises(PrunescopeError, match="more than the .* test examples"):
-        AttackConfig(run, "deepwordbug", 1_000_000_000, 0, None).validate().check_size()
+        AttackConfig(run, "deepwordbug", 5_000, 0, None).validate().check_size()
+    with pytest.raises(PrunescopeError, match="at most 1,000,000"):
+        AttackConfig(run, "deepwordbug", 1_000_000_000, 0, None).validate()
 
 
 def test_no_network_means_cache_only_without_offline_variables(monkeypatch):
