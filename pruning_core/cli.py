@@ -29,6 +29,8 @@ def _option_pairs(items: list[str]) -> dict:
         if "=" not in item:
             raise PrunescopeError(f"--option takes key=value; got '{item}'")
         k, v = item.split("=", 1)
+        if not k.strip():
+            raise PrunescopeError(f"--option takes key=value with a non-empty key; got '{item[:40]}'")
         try:
             out[k] = json.loads(v)
         except json.JSONDecodeError:
@@ -196,10 +198,12 @@ def cmd_prune(args) -> int:
     from pruning_core.engine import BlockRecord
     from pruning_core.experiment import run_experiment
     from pruning_core.masks import parse_pattern
+    from pruning_core.models import resolve_device
     from pruning_core.store import Store
     from pruning_core.structured.structure import StepRecord
 
     _check_json_path(args.json)  # before any work
+    resolve_device(args.device)
     sparsity = args.sparsity
     if sparsity is None:
         nm = args.pattern not in (None, "unstructured", "structured") and parse_pattern(args.pattern).sparsity
@@ -275,6 +279,9 @@ def cmd_attack(args) -> int:
     _check_json_path(args.json)
     if args.eval_size is not None:
         raise PrunescopeError("--eval-size does not apply to attack; --n sets how many test examples are attacked")
+    from pruning_core.models import resolve_device
+
+    resolve_device(args.device)
     store = Store()
     if args.run:
         stored = store.load(args.run)
@@ -471,6 +478,10 @@ def cmd_sweep(args) -> int:
             raise PrunescopeError(f"--max-configs must be at least 1; got {args.max_configs}")
         sweep = sweepfile.load(args.file, args.max_configs or sweepfile.MAX_CONFIGS)
         if args.device:
+            if args.executor != "ray":  # local workers run here: the device must exist here
+                from pruning_core.models import resolve_device
+
+                resolve_device(args.device)
             sweep = _sweep_with_device(sweep, args.device)
         if args.dry_run:
             return _dry_run(sweep, args)
@@ -704,6 +715,13 @@ def cmd_finetune(args) -> int:
         raise PrunescopeError(f"--lr must be in (0, 1); got {args.lr}")
     if args.seed is not None and not 0 <= args.seed < 2**32:
         raise PrunescopeError(f"--seed must be from 0 to 2^32 - 1; got {args.seed}")
+    if args.out is not None:
+        from pruning_core.paths import check_output_dir
+
+        check_output_dir(args.out, "--out")
+    from pruning_core.models import resolve_device
+
+    resolve_device(args.device)
     cfg = DEFAULTS[args.task]
     cfg = replace(cfg, **{k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("seed", args.seed))
                           if v is not None})
@@ -718,9 +736,12 @@ def cmd_make_splits(args) -> int:
     if not args.sst2_dev.is_file():
         raise PrunescopeError(f"file '{args.sst2_dev}' does not exist or is not a regular file")
     try:
-        args.sst2_dev.read_bytes().decode("utf-8")
+        head = args.sst2_dev.read_bytes().decode("utf-8").split("\n", 1)[0]
     except UnicodeDecodeError:
         raise PrunescopeError(f"'{args.sst2_dev}' is not UTF-8 text (the GLUE SST-2 dev.tsv is)") from None
+    if not {"sentence", "label"} <= set(head.strip().split("\t")):
+        raise PrunescopeError(f"'{args.sst2_dev}' needs a tab-separated header with columns sentence and label "
+                              "(the GLUE SST-2 dev.tsv has them)")
     for p in write_all(args.sst2_dev):
         print(p)
     return 0

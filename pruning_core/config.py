@@ -93,8 +93,10 @@ class ExperimentConfig:
             pat = masks.parse_pattern(self.pattern)
             masks.check_sparsity(self.sparsity, pat)
             method.check_pattern(pat, method.options(self.options_dict()))
+        task_labels = len(data.SHIPPED[self.task].label_names) if self.task in data.SHIPPED else None
         if self.task not in data.SHIPPED and self.task not in data.HUB:
-            data.load(self.task)  # a local file or folder: missing, unreadable or without text,label fails here
+            # a local file or folder: missing, unreadable or without text,label fails here
+            task_labels = data.load(self.task).num_labels
         for name, (lo, hi) in self.LIMITS.items():
             if not _int_in(getattr(self, name), lo, hi):
                 raise PrunescopeError(f"{name} must be an integer in [{lo}, {hi:,}]; got {getattr(self, name)!r}")
@@ -104,7 +106,7 @@ class ExperimentConfig:
         if not isinstance(self.fresh_head, bool):
             raise PrunescopeError(f"fresh_head must be true or false; got {self.fresh_head!r}")
         models.check_device_name(self.device)
-        models.check(self.model, self.task, self.fresh_head)
+        models.check(self.model, self.task, self.fresh_head, task_labels)
         return self
 
     def to_dict(self) -> dict[str, Any]:

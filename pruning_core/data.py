@@ -93,6 +93,9 @@ def load(task: str, split: str = "test") -> TaskData:
     """Load `split` of `task`: a shipped name, a `datasets` name, or a local CSV/TSV/saved dataset."""
     if split not in SPLITS:
         raise PrunescopeError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}")
+    if not isinstance(task, str) or not task.strip():
+        raise PrunescopeError(f"the task is empty; choose one of {', '.join(list(SHIPPED) + list(HUB))}, or a "
+                              "CSV/TSV file with columns text,label")
     if task in SHIPPED:
         return _load_shipped(task, split)
     if task in HUB:

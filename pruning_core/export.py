@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 
 from pruning_core.errors import PrunescopeError
-from pruning_core.paths import NAME_MAX
+from pruning_core.paths import NAME_MAX, PATH_MAX, check_output_dir
 
 NAME_OK = re.compile(r"^[A-Za-z0-9._-]+$")
 SPARSITY_TOL = 1e-6  # achieved sparsity of the re-made model vs the stored run
@@ -50,9 +51,7 @@ def resolve_out(out_dir: str | Path | None, root: str | Path, default_name: str 
         raise PrunescopeError("the export folder name contains a NUL character")
     root_abs = Path(root).expanduser().absolute()
     root_real = root_abs.resolve()
-    existing = next(a for a in (root_real, *root_real.parents) if a.exists())
-    if not existing.is_dir():
-        raise PrunescopeError(f"export root {root_real} is not a folder ({existing} is a file)")
+    check_output_dir(root_real, "export root")
     p = Path(raw).expanduser()
     if any(len(part.encode()) > NAME_MAX for part in p.parts):
         raise PrunescopeError(f"export folder name '{raw[:40]}...' is longer than {NAME_MAX} bytes")
@@ -68,6 +67,8 @@ def resolve_out(out_dir: str | Path | None, root: str | Path, default_name: str 
         if part != "." and not NAME_OK.match(part):
             raise PrunescopeError(f"export folder name '{part}' has characters other than letters, digits, "
                                   "'.', '_' and '-'; pick a plain name")
+    if len(os.fsencode(str(root_real / p))) >= PATH_MAX:
+        raise PrunescopeError(f"export folder '{raw[:40]}...' makes a path longer than {PATH_MAX} bytes")
     real = (root_real / p).resolve()  # follows symlinks, existing or not
     if not real.is_relative_to(root_real):
         raise PrunescopeError(f"export folder '{raw}' escapes the export root {root_real} (a symlink on the "

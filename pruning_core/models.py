@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -122,7 +123,7 @@ def check_model_type(model_type, name: str) -> None:
                               f"handles {', '.join(ENCODER_TYPES)} encoders")
 
 
-def check(model: str, task: str, fresh_head: bool = False) -> None:
+def check(model: str, task: str, fresh_head: bool = False, task_labels: int | None = None) -> None:
     """Cheap checks before anything is loaded: shipped model present, a local folder with a supported
     config and a sound weights file (a safetensors header is read: corrupt files, a classifier whose
     size differs from config.json, a missing head), or a well-formed hub id."""
@@ -137,10 +138,25 @@ def check(model: str, task: str, fresh_head: bool = False) -> None:
     config = read_config(path)
     if not any((path / w).is_file() for w in WEIGHT_FILES):
         raise PrunescopeError(f"model folder '{name}' has no weights ({' or '.join(WEIGHT_FILES[::2])})")
+    labels = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels", 2)
+    if task_labels is not None and labels != task_labels and not fresh_head:
+        raise PrunescopeError(f"the model predicts {labels} classes but task '{task}' has {task_labels}; pick a "
+                              "model fine-tuned for this task")
+    for f in ("tokenizer.json", "tokenizer_config.json"):  # parsed by the tokenizer; a broken one fails late
+        if (path / f).is_file():
+            try:
+                json.loads((path / f).read_bytes().decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise PrunescopeError(f"the tokenizer file '{path / f}' is not valid UTF-8 JSON") from None
+    if (path / "pytorch_model.bin").is_file() and not (path / "model.safetensors").is_file():
+        with open(path / "pytorch_model.bin", "rb") as fh:
+            magic = fh.read(4)
+        zipped = magic.startswith(b"PK\x03\x04") and zipfile.is_zipfile(path / "pytorch_model.bin")
+        if not (zipped or magic[:1] == b"\x80"):  # torch's zip archive, or a legacy pickle
+            raise PrunescopeError(f"'{path / 'pytorch_model.bin'}' is not a torch checkpoint (empty or corrupt)")
     if (path / "model.safetensors").is_file():
         shapes = safetensors_shapes(path / "model.safetensors")
         head = {k: v for k, v in shapes.items() if k.startswith(HEAD_PREFIXES)}
-        labels = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels", 2)
         if not head and not fresh_head:
             raise _no_head(name, [p + "weight" for p in HEAD_PREFIXES[:1]])
         out = [v[0] for k, v in head.items() if k.endswith("weight") and len(v) == 2 and not k.startswith("pre_")]

@@ -35,12 +35,17 @@ def minilm_dir() -> Path:
 
 
 NAME_MAX = 255  # bytes in one path component on the file systems prunescope writes to
+PATH_MAX = 4096  # bytes in a whole path
 
 
 def check_output_file(path: Path, what: str = "output file") -> Path:
     """Fail now, before any work, if `path` cannot receive a file: a folder, a device or FIFO, a
     missing or read-only folder, a name over the file system's limit."""
+    if "\x00" in str(path):
+        raise PrunescopeError(f"{what} contains a NUL character")
     path = Path(path).expanduser()
+    if len(os.fsencode(str(path.absolute()))) >= PATH_MAX:
+        raise PrunescopeError(f"{what} is longer than the file system's limit of {PATH_MAX} bytes")
     if any(len(part.encode()) > NAME_MAX for part in path.parts):
         raise PrunescopeError(f"{what} '{str(path)[:60]}...' has a name longer than {NAME_MAX} bytes")
     if path.is_dir():
@@ -55,6 +60,25 @@ def check_output_file(path: Path, what: str = "output file") -> Path:
             pass
     except OSError as exc:
         raise PrunescopeError(f"cannot write {what} '{path}': {exc.strerror or type(exc).__name__}") from None
+    return path
+
+
+def check_output_dir(path: Path, what: str = "output folder") -> Path:
+    """Fail now, before any work, if a folder cannot be created or written at `path`: a file in the way, a
+    read-only or pseudo file system (/proc), a name over the limits."""
+    if "\x00" in str(path):
+        raise PrunescopeError(f"{what} contains a NUL character")
+    path = Path(path).expanduser().absolute()
+    if len(os.fsencode(str(path))) >= PATH_MAX or any(len(p.encode()) > NAME_MAX for p in path.parts):
+        raise PrunescopeError(f"{what} '{str(path)[:60]}...' is longer than the file system allows")
+    existing = next(a for a in (path, *path.parents) if a.exists())
+    if not existing.is_dir():
+        raise PrunescopeError(f"{what} '{path}' cannot be created: '{existing}' is a file")
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".prunescope-probe-").cleanup()
+    except OSError as exc:
+        raise PrunescopeError(f"cannot write {what} '{path}': {exc.strerror or type(exc).__name__} "
+                              f"in '{existing}'") from None
     return path
 
 

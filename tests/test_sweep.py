@@ -5,6 +5,7 @@ after a kill (background sweeps and their status), dry-run estimates, and the re
 from __future__ import annotations
 
 import json
+import zipfile
 import os
 import re
 import signal
@@ -53,10 +54,11 @@ def _good_configs() -> list[ExperimentConfig]:
 @pytest.fixture(scope="module")
 def broken_model(tmp_path_factory) -> Path:
     """A model folder that passes validation (a config.json and a weights file) but breaks when loaded (the
-    pickled weights are garbage; only a safetensors header is checked up front)."""
+    zipped weights are no checkpoint; only a safetensors header is checked up front)."""
     d = tmp_path_factory.mktemp("broken")
     (d / "config.json").write_text(json.dumps({"model_type": "bert", "num_labels": 2}))
-    (d / "pytorch_model.bin").write_bytes(b"not a pickle")
+    with zipfile.ZipFile(d / "pytorch_model.bin", "w") as z:  # a zip archive, but no torch checkpoint in it
+        z.writestr("notes.txt", "not a checkpoint")
     return d
 
 

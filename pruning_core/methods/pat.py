@@ -91,8 +91,9 @@ class PATOptions:
     def check(self) -> None:
         if self.steps < 10 or self.batch_size < 1 or self.train_size < 1:
             raise PrunescopeError("pat needs steps >= 10, batch_size >= 1 and train_size >= 1")
-        if not 0 < self.lr < 1 or not 0 < self.mask_lr < 1:
-            raise PrunescopeError("pat needs learning rates in (0, 1)")
+        for name in ("lr", "mask_lr"):
+            if not 0 < getattr(self, name) < 1:
+                raise PrunescopeError(f"pat needs learning rates in (0, 1); got {name}={getattr(self, name)}")
         if self.lora_rank < 1 or self.hsm_rank < 1 or self.lora_alpha <= 0 or self.identity_weight < 0:
             raise PrunescopeError("pat needs lora_rank >= 1, hsm_rank >= 1, lora_alpha > 0, identity_weight >= 0")
         if not (0 <= self.prune_start and 0 < self.decay and self.prune_start + self.decay < self.prune_end <= 1):
