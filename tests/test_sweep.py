@@ -5,11 +5,11 @@ after a kill (background sweeps and their status), dry-run estimates, and the re
 from __future__ import annotations
 
 import json
-import zipfile
 import os
 import re
 import signal
 import time
+import zipfile
 from pathlib import Path
 
 import pandas as pd
