@@ -87,6 +87,7 @@ PRUNED_TYPE = "prunescope-pruned-bert"
 ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", PRUNED_TYPE)
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 HEAD_PREFIXES = ("classifier.", "pre_classifier.", "score.")  # + any "...pooler..." weight
+OUTPUT_LAYERS = ("classifier.weight", "classifier.out_proj.weight", "score.weight")  # [labels, hidden]
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 _MAX_CONFIG_BYTES = 1 << 20
 
@@ -159,7 +160,7 @@ def check(model: str, task: str, fresh_head: bool = False, task_labels: int | No
         head = {k: v for k, v in shapes.items() if k.startswith(HEAD_PREFIXES)}
         if not head and not fresh_head:
             raise _no_head(name, [p + "weight" for p in HEAD_PREFIXES[:1]])
-        out = [v[0] for k, v in head.items() if k.endswith("weight") and len(v) == 2 and not k.startswith("pre_")]
+        out = [head[k][0] for k in OUTPUT_LAYERS if k in head and len(head[k]) == 2]
         if out and out[0] != labels:
             raise PrunescopeError(f"the config.json of '{name}' names {labels} labels but its classifier has "
                                   f"{out[0]} outputs; fix num_labels / id2label in config.json")

@@ -193,3 +193,18 @@ def test_no_network_means_cache_only_without_offline_variables(monkeypatch):
     assert not constants.HF_HUB_OFFLINE and not datasets.config.HF_HUB_OFFLINE
     with pytest.raises(PrunescopeError, match="could not load 'someone/not-cached'"):
         models.load("someone/not-cached", "rotten_tomatoes")
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert"])
+def test_label_count_read_from_each_familys_output_layer(family, tmp_path, tokenizer):
+    from conftest import tiny_model
+
+    folder = tmp_path / family
+    tiny_model(family, labels=3).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    models.check(str(folder), "bbc_news", task_labels=3)  # RoBERTa's dense layer in the head is no output
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["id2label"] = {str(i): f"c{i}" for i in range(5)}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(PrunescopeError, match="names 5 labels but its classifier has 3 outputs"):
+        models.check(str(folder), "bbc_news")
