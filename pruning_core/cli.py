@@ -189,12 +189,11 @@ def _quiet_libraries() -> None:
 
 def cmd_prune(args) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from pruning_core.arch import KIND_LABELS
     from pruning_core.config import ExperimentConfig
-    from rich.markup import escape
-
     from pruning_core.engine import BlockRecord
     from pruning_core.experiment import run_experiment
     from pruning_core.masks import parse_pattern
