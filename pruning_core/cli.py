@@ -15,6 +15,7 @@ from pathlib import Path
 from pruning_core import serve
 from pruning_core.errors import PrunescopeError
 from pruning_core.paths import check_output_file, write_output
+from pruning_core.runtime import quiet_libraries
 
 
 class _Parser(argparse.ArgumentParser):
@@ -157,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_libraries()
+    quiet_libraries()
     try:
         args = build_parser().parse_args(argv)
         return {"prune": cmd_prune, "eval": cmd_eval, "list": cmd_list, "finetune": cmd_finetune,
@@ -170,21 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("prunescope: interrupted", file=sys.stderr)
         return 130
-
-
-def _quiet_libraries() -> None:
-    """Keep third-party advice (tokenizer hints, deprecations) out of the CLI's output."""
-    import os
-    import warnings
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-    except ImportError:
-        pass
 
 
 def cmd_prune(args) -> int:
