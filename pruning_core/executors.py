@@ -18,7 +18,10 @@ import traceback
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+import psutil
+
 from pruning_core.errors import PrunescopeError
+from pruning_core.runtime import quiet_libraries
 
 EXECUTORS = ("local", "ray", "inline")
 # What workers inherit from the driver's environment (Ray workers on other machines get these too).
@@ -77,15 +80,12 @@ def cpu_count() -> int:
 
 
 def available_memory_mb() -> float | None:
-    """MemAvailable from /proc/meminfo (None where there is none)."""
+    """Memory available to new processes without swapping, in MB (psutil's `available`, which is
+    MemAvailable on Linux); None where psutil cannot tell."""
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+        return psutil.virtual_memory().available / 2**20
+    except (OSError, RuntimeError, AttributeError):
+        return None
 
 
 def default_workers(jobs: int, peak_mb: float | None = None) -> int:
@@ -175,9 +175,7 @@ def _init_worker(threads: int, gpu_counter, gpus: int) -> None:
             index = gpu_counter.value
             gpu_counter.value += 1
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
-    from pruning_core.cli import _quiet_libraries
-
-    _quiet_libraries()
+    quiet_libraries()
     import torch
 
     torch.set_num_threads(threads)

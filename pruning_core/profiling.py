@@ -6,19 +6,19 @@ import os
 import threading
 import time
 
+import psutil
 import torch
 
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_PROCESS: dict[int, psutil.Process] = {}  # by pid: a forked worker measures itself, not its parent
 
 
 def rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except OSError:  # not Linux: ru_maxrss is the best we have
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's resident set size in bytes."""
+    pid = os.getpid()
+    proc = _PROCESS.get(pid)
+    if proc is None:
+        proc = _PROCESS[pid] = psutil.Process(pid)
+    return proc.memory_info().rss
 
 
 class PeakMemory:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
+import psutil
+
 from pruning_core.config import ExperimentConfig
 from pruning_core.paths import ASSETS_DIR
 from pruning_core.store import Store
@@ -371,7 +373,7 @@ def start_background(spec: "str | Path | dict", store_path: str | Path | None = 
 
 
 def _alive(pid: int) -> bool:
-    """Whether process `pid` runs (a zombie child of ours is reaped and counts as gone)."""
+    """Whether process `pid` runs (a zombie child of ours is reaped and counts as gone, so does any zombie)."""
     try:
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
@@ -380,15 +382,10 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # ZombieProcess included
         return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+    except psutil.AccessDenied:  # someone else's process: it exists
         return True
 
 
