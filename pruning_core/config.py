@@ -13,23 +13,6 @@ from pruning_core.errors import PrunescopeError
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """`default` (the shipped model for the task), a local folder, or a hub id."""
-
-    name: str = "default"
-    task: str = "rotten_tomatoes"
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """A task and the evaluation split; `eval_size` = a seeded subset of it (None: all of it)."""
-
-    name: str = "rotten_tomatoes"
-    split: str = "test"
-    eval_size: int | None = None
-
-
-@dataclass(frozen=True)
 class ExperimentConfig:
     model: str = "default"
     task: str = "rotten_tomatoes"
@@ -61,14 +44,6 @@ class ExperimentConfig:
             kw["pattern"] = "structured" if methods.get(method).structured else "unstructured"
         full = asdict(methods.get(method).options(options or {}))
         return cls(options=tuple(sorted(full.items())), **kw).validate()
-
-    @property
-    def model_spec(self) -> ModelSpec:
-        return ModelSpec(self.model, self.task)
-
-    @property
-    def task_spec(self) -> TaskSpec:
-        return TaskSpec(self.task, "test", self.eval_size)
 
     def options_dict(self) -> dict[str, Any]:
         return dict(self.options)
