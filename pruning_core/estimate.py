@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import statistics
-from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -151,10 +150,8 @@ def estimate_run(cfg: ExperimentConfig, runs: pd.DataFrame) -> Estimate:
 
 def attack_costs(store) -> pd.DataFrame:
     """Finished attacks with their seconds per attacked example (recipe, task, model, n, seconds)."""
-    with closing(store._connect()) as con:
-        return pd.read_sql_query(
-            "SELECT recipe, task, model, n, json_extract(summary, '$.attack_seconds') AS seconds FROM attacks "
-            "WHERE complete = 1", con)
+    return store.query("SELECT recipe, task, model, n, json_extract(summary, '$.attack_seconds') AS seconds "
+                       "FROM attacks WHERE complete = 1")
 
 
 def estimate_attack(cfg, attacks: pd.DataFrame, runs: pd.DataFrame) -> Estimate:

@@ -8,7 +8,6 @@ finished attack on its pruned model (and on its dense model), one column group p
 from __future__ import annotations
 
 import json
-from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -51,8 +50,7 @@ def _select(store: Store, filters: dict) -> pd.DataFrame:
         params.append(float(v) if k == "sparsity" else v)
     sql = (f"SELECT {', '.join(cols)} FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
            + " ORDER BY model, task, method, pattern, sparsity, key")
-    with closing(store._connect()) as con:
-        df = pd.read_sql_query(sql, con, params=params)
+    df = store.query(sql, params)
     df["options"] = [json.dumps(json.loads(o), sort_keys=True) if o else "{}" for o in df["options"]]
     for c in df.columns:  # missing values as NA/NaN, so the table round-trips through CSV and Parquet
         if c in INT_COLUMNS:
@@ -77,13 +75,13 @@ def _with_attacks(store: Store, df: pd.DataFrame) -> pd.DataFrame:
     from pruning_core.config import ExperimentConfig
     from pruning_core.robustness import AttackConfig
 
-    with closing(store._connect()) as con:
-        rows = con.execute("SELECT target, recipe, n, created, clean_accuracy, accuracy_under_attack, "
-                           "attack_success_rate FROM attacks WHERE complete = 1 ORDER BY n, created").fetchall()
-    if not rows:
+    rows = store.query("SELECT target, recipe, n, clean_accuracy, accuracy_under_attack, attack_success_rate "
+                       "FROM attacks WHERE complete = 1 ORDER BY n, created")
+    if not len(rows):
         return df
     best: dict[tuple[str, str], tuple] = {}
-    for target, recipe, n, _, *measures in rows:  # later (larger, newer) attacks win
+    rows = rows.astype(object).where(rows.notna(), None)  # SQL NULL stays None
+    for target, recipe, n, *measures in rows.itertuples(index=False):  # later (larger, newer) attacks win
         best[(target, recipe)] = (n, *measures)
     recipes = sorted({r for _, r in best})
     extra: dict[str, list] = {f"{r}_{m}": [] for r in recipes for m in (*ATTACK_MEASURES, "n",

@@ -190,6 +190,13 @@ class Store:
         with closing(self._connect()) as con:
             return pd.read_sql_query(sql, con, params=params)
 
+    def query(self, sql: str, params: tuple | list = ()) -> pd.DataFrame:
+        """The rows of one read-only SQL query (a connection that refuses writes), for the flat tables
+        and estimates built on the store; everything that writes goes through the methods above."""
+        with closing(self._connect()) as con:
+            con.execute("PRAGMA query_only = ON")
+            return pd.read_sql_query(sql, con, params=params)
+
     def delete(self, key: str) -> bool:
         with closing(self._connect()) as con, con:
             return con.execute("DELETE FROM runs WHERE key = ?", (key,)).rowcount > 0
