@@ -21,10 +21,10 @@ from typing import Callable
 
 import numpy as np
 
+import pruning_core.robustness.recipes as recipes
 from pruning_core import data, fingerprint, models
 from pruning_core.config import ExperimentConfig
 from pruning_core.errors import PrunescopeError
-from pruning_core.robustness import recipes
 from pruning_core.robustness.metrics import summarize
 
 DEFAULT_N = 100

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pruning_core.robustness.resources as resources
 from pruning_core.errors import PrunescopeError
-from pruning_core.robustness import resources
 
 USE_FIX = ("needs the Universal Sentence Encoder: `pip install tensorflow tensorflow-hub` on a machine with "
            "network access (TextAttack downloads the encoder on first use)")
@@ -50,7 +50,7 @@ def _needs_wordnet() -> str | None:
 
 
 def _needs_glove() -> str | None:
-    from pruning_core.robustness import glove
+    import pruning_core.robustness.glove as glove
 
     try:
         emb, idx = glove.glove_files()
@@ -72,7 +72,7 @@ def _textbugger_missing() -> str | None:
 
 
 def _glove_build(model_wrapper):
-    from pruning_core.robustness import glove
+    import pruning_core.robustness.glove as glove
 
     return glove.build(model_wrapper)
 
