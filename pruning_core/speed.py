@@ -30,7 +30,7 @@ def device_string(device: str) -> str:
     if dev.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(dev)}"
     name = ""
-    try:
+    try:  # psutil has no processor name: /proc/cpuinfo on Linux, platform.processor() elsewhere
         for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
             if line.lower().startswith("model name"):
                 name = line.split(":", 1)[1].strip()
