@@ -68,7 +68,7 @@ from torch import nn
 
 from pruning_core.errors import PrunescopeError
 from pruning_core.methods.base import StructuredMethod
-from pruning_core.structured.run import StepRecord
+from pruning_core.records import StepRecord
 from pruning_core.structured.structure import Structure
 
 

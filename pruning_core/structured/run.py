@@ -16,11 +16,12 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from pruning_core import engine, metrics
+from pruning_core import metrics
 from pruning_core.calibration import CalibrationSet
 from pruning_core.profiling import PeakMemory
 from pruning_core.structured.shrink import check_supported, remove
-from pruning_core.structured.structure import StepRecord, Structure, average_length
+from pruning_core.records import BlockRecord, ErrorSum, PruneResult, StepRecord
+from pruning_core.structured.structure import Structure, average_length
 
 
 @dataclass
@@ -115,17 +116,17 @@ def prune(cfg, dense_net: nn.Module, tok, calib: CalibrationSet, heldout: Calibr
         dense_held, _, _ = hidden_states(dense_net, heldout)
         small_held, _, _ = hidden_states(small, heldout, structure.hidden)
     for i in range(len(dense_cal)):
-        err = engine._ErrorSum()
+        err = ErrorSum()
         for d, p in zip(dense_cal[i], small_cal[i]):
             err.add(d, p)
         held = None
         if heldout is not None:
-            h = engine._ErrorSum()
+            h = ErrorSum()
             for d, p in zip(dense_held[i], small_held[i]):
                 h.add(d, p)
             held = h.value
         kept = (structure.heads[i].float().mean() + structure.neurons[i].float().mean()) / 2
-        rec = engine.BlockRecord(i, float(1 - kept), err.value, 0.0, held)
+        rec = BlockRecord(i, float(1 - kept), err.value, 0.0, held)
         blocks.append(rec)
         emit(rec)
     cls = metrics.relative_error(dense_cls, small_cls)
@@ -136,7 +137,7 @@ def prune(cfg, dense_net: nn.Module, tok, calib: CalibrationSet, heldout: Calibr
         "params_dense": params_dense, "params": params, "seq_len": seq_len, "budget_meaning": meth.budget_meaning,
         "log": log,
     }
-    result = engine.PruneResult(
+    result = PruneResult(
         method=meth.name, sparsity=cfg.sparsity, pattern="structured", layers=[], blocks=blocks,
         masks=structure.masks(), achieved_sparsity=1 - params / params_dense,
         encoder_sparsity=1 - sum(p.numel() for p in small.bert.encoder.parameters())

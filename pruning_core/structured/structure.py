@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from pruning_core.errors import PrunescopeError
+from pruning_core.records import StepRecord  # noqa: F401 (re-exported: structured methods report steps)
 
 
 def head_flops(hidden: int, head_dim: int, seq_len: float) -> float:
@@ -82,18 +83,6 @@ class Structure:
     def from_masks(cls, masks: dict[str, torch.Tensor], head_dim: int) -> "Structure":
         return cls(masks["structure.heads"].bool(), masks["structure.neurons"].bool(), head_dim,
                    masks["structure.hidden"][0].bool())
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """One step of a structured method (a sub-layer searched, a training step...)."""
-
-    step: int
-    total: int
-    label: str
-    flops_kept: float | None = None  # fraction of dense encoder FLOPs the model has after this step
-    loss: float | None = None
-
 
 
 def check_budget(budget: float) -> None:
