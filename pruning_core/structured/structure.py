@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pruning_core.arch import intermediate_size
 from pruning_core.errors import PrunescopeError
 from pruning_core.records import StepRecord  # noqa: F401 (re-exported: structured methods report steps)
 
@@ -44,7 +45,7 @@ class Structure:
         """Everything kept, shaped by a BERT-style config (hidden_size, num_attention_heads, ...)."""
         layers, heads = config.num_hidden_layers, config.num_attention_heads
         return cls(torch.ones(layers, heads, dtype=torch.bool),
-                   torch.ones(layers, config.intermediate_size, dtype=torch.bool),
+                   torch.ones(layers, intermediate_size(config), dtype=torch.bool),
                    config.hidden_size // heads, torch.ones(config.hidden_size, dtype=torch.bool))
 
     def replace(self, heads=None, neurons=None, hidden=None) -> "Structure":
