@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
 from typing import Callable, Generator, Iterator, NamedTuple
 
 import torch
@@ -35,54 +34,8 @@ from pruning_core import methods, metrics
 from pruning_core.arch import INPUT_GROUPS, KINDS, Arch, arch_of
 from pruning_core.calibration import CalibrationSet
 from pruning_core.profiling import PeakMemory
-
-
-@dataclass(frozen=True)
-class LayerRecord:
-    """One pruned linear module."""
-
-    name: str
-    block: int
-    kind: str
-    shape: tuple[int, int]
-    achieved_sparsity: float
-    local_error: float  # ||WX - W'X||^2 / ||WX||^2, X = inputs reaching it in the pruned model
-    cumulative_error: float  # module output, pruned model vs dense model, calibration inputs
-    seconds: float  # time the method spent on this module's input group (shared by Q, K and V)
-
-
-@dataclass(frozen=True)
-class BlockRecord:
-    """One encoder block after all its modules are pruned."""
-
-    block: int
-    achieved_sparsity: float
-    cumulative_error: float  # block output, pruned vs dense
-    seconds: float
-    heldout_error: float | None = None  # the same on the held-out set (never used to choose or fit)
-    refine_loss: tuple[float, ...] | None = None  # reconstruction: training loss per epoch (window's last block)
-
-
-@dataclass
-class PruneResult:
-    method: str
-    sparsity: float
-    pattern: str
-    layers: list[LayerRecord]
-    blocks: list[BlockRecord]
-    masks: dict[str, torch.Tensor]  # module name -> bool keep-mask (CPU)
-    achieved_sparsity: float  # zeros / weights over the pruned modules
-    encoder_sparsity: float  # zeros / parameters over all encoder blocks (biases, LayerNorm included)
-    cls_error: float  # [CLS] (pooled) representation error on the calibration set
-    logits_kl: float  # KL(dense || pruned) on the calibration set
-    prune_seconds: float
-    peak_memory_mb: float  # memory growth at the peak of pruning
-    peak_total_mb: float  # whole process (CPU) / allocator (GPU) footprint at that peak
-    device: str
-    calib_examples: int
-    calib_tokens: int
-    timings: dict = field(default_factory=dict)
-    structure: dict | None = None  # structured methods: kept units, FLOPs and parameters (structured.run)
+# The records live in their own module; re-exported here for `engine.LayerRecord` and friends.
+from pruning_core.records import BlockRecord, ErrorSum, LayerRecord, PruneResult
 
 
 class GramStats:
@@ -96,22 +49,6 @@ class GramStats:
         xr = x[keep].to(self.gram.dtype)
         self.gram.addmm_(xr.T, xr)
         self.tokens += xr.shape[0]
-
-
-class _ErrorSum:
-    """Accumulates ||dense - pruned||^2 and ||dense||^2 batch by batch."""
-
-    def __init__(self):
-        self.num = 0.0
-        self.den = 0.0
-
-    def add(self, dense: torch.Tensor, pruned: torch.Tensor) -> None:
-        self.num += float((dense - pruned).float().pow(2).sum())
-        self.den += float(dense.float().pow(2).sum())
-
-    @property
-    def value(self) -> float:
-        return self.num / self.den if self.den > 0 else 0.0
 
 
 @contextmanager
@@ -322,13 +259,13 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts, 
             for i in idxs:
                 block, lin = blocks[i], linears[i]
                 dense_out, dense_next, local, spent, held_dense = per_block[i]
-                cum = {k: _ErrorSum() for k in KINDS}
+                cum = {k: ErrorSum() for k in KINDS}
                 cur = {"b": 0}
 
                 def compare(kind, x, out):
                     cum[kind].add(dense_out[kind][cur["b"]], out[cal.keeps[cur["b"]]])
 
-                block_err = _ErrorSum()
+                block_err = ErrorSum()
                 with _hooks(lin, compare):
                     nxt = []
                     for b, h in enumerate(h_cal):
@@ -340,7 +277,7 @@ def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts, 
                 h_side = {n: side_run(n, block, h) for n, h in h_side.items()}
                 held = None
                 if "heldout" in side:
-                    held_err, hs = _ErrorSum(), side["heldout"]
+                    held_err, hs = ErrorSum(), side["heldout"]
                     for b, (d, p) in enumerate(zip(held_dense, h_side["heldout"])):
                         held_err.add(d[hs.keeps[b]], p[hs.keeps[b]])
                     held = held_err.value

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pruning_core.arch import arch_of
 from pruning_core.errors import PrunescopeError
 from pruning_core.methods.base import StructuredMethod
 from pruning_core.structured.structure import StepRecord, Structure, head_flops, neuron_flops
-from pruning_core.structured.units import UnitMasks, dense_targets, masked, sublayer
+from pruning_core.structured.units import UnitMasks, dense_targets, masked, sublayer_inputs
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,9 @@ class KPruneOptions:
 
 def measure_knowledge(model, masks: UnitMasks, batches, dense_logits, temperature: float):
     """(K_pred, K_rep) for every head [layers, heads] and neuron [layers, neurons] of the masked model."""
-    layers = model.bert.encoder.layer
+    arch = arch_of(model)
     n_heads = masks.heads.shape[-1]
-    dh = model.config.hidden_size // model.config.num_attention_heads
+    dh = arch.head_dim(model)
     k_pred = [torch.zeros_like(masks.heads), torch.zeros_like(masks.neurons)]
     k_rep = [torch.zeros_like(masks.heads), torch.zeros_like(masks.neurons)]
     state = {}
@@ -74,9 +75,9 @@ def measure_knowledge(model, masks: UnitMasks, batches, dense_logits, temperatur
             k_rep[1][i] += 0.5 * act.pow(2).sum(0) * mod.weight.detach().pow(2).sum(0)
         return hook
 
-    handles = [h for i, layer in enumerate(layers) for h in (
-        layer.attention.output.dense.register_forward_pre_hook(rep_heads(i)),
-        layer.output.dense.register_forward_pre_hook(rep_neurons(i)))]
+    handles = [h for i, block in enumerate(arch.blocks(model)) for h in (
+        arch.sublayer(block, "attn").proj.register_forward_pre_hook(rep_heads(i)),
+        arch.sublayer(block, "ffn").proj.register_forward_pre_hook(rep_neurons(i)))]
     try:
         for (ids, mask, _), target in zip(batches, dense_logits):
             state["keep"] = mask.bool()
@@ -119,7 +120,9 @@ def select(scores: list[torch.Tensor], flops: list[float], undecided: list[tuple
 def tune_output(model, masks: UnitMasks, layer: int, kind: str, batches, targets, damping: float) -> tuple[float, float]:
     """Refit the output projection of sub-layer (layer, kind) by ridge least squares towards the dense
     LayerNorm input; returns the relative error before and after."""
-    block, proj = sublayer(model.bert.encoder.layer[layer], kind)
+    arch = arch_of(model)
+    sub = arch.sublayer(arch.blocks(model)[layer], kind)
+    proj = sub.proj
     keep = (masks.heads[layer].bool().repeat_interleave(proj.in_features // masks.heads.shape[-1])
             if kind == "attn" else masks.neurons[layer].bool())
     cols = keep.nonzero().flatten()
@@ -127,29 +130,21 @@ def tune_output(model, masks: UnitMasks, layer: int, kind: str, batches, targets
     gram = cross = None
     err = {"before": 0.0, "y": 0.0, "target": 0.0}  # squared norms: error before, y, dense LayerNorm input
 
-    def grab(_m, args, kwargs):
-        x = (args[0] if args else kwargs["hidden_states"])[state["keep"]]
-        res = (args[1] if len(args) > 1 else kwargs["input_tensor"])[state["keep"]]
-        state["x"], state["res"] = x.detach(), res.detach()
-
-    handle = block.register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        with torch.no_grad(), masked(model, masks):
-            for b, (ids, mask, _) in enumerate(batches):
-                state["keep"] = mask.bool()
-                # run up to this sub-layer only would be cheaper; the whole model keeps the code simple
-                model.bert(input_ids=ids, attention_mask=mask)
-                x = state["x"][:, cols].double()
-                phi = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], 1)
-                y = (targets[(layer, kind)][b] - state["res"]).double()
-                before = x @ proj.weight[:, cols].double().T + proj.bias.double()
-                err["before"] += float((before - y).pow(2).sum())
-                err["y"] += float(y.pow(2).sum())
-                err["target"] += float(targets[(layer, kind)][b].double().pow(2).sum())
-                gram = phi.T @ phi if gram is None else gram + phi.T @ phi
-                cross = phi.T @ y if cross is None else cross + phi.T @ y
-    finally:
-        handle.remove()
+    with torch.no_grad(), masked(model, masks), sublayer_inputs(sub, state):
+        for b, (ids, mask, _) in enumerate(batches):
+            real = mask.bool()
+            # run up to this sub-layer only would be cheaper; the whole model keeps the code simple
+            arch.base_model(model)(input_ids=ids, attention_mask=mask)
+            x = state["x"][real].detach()[:, cols].double()
+            res = state["res"][real].detach()
+            phi = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], 1)
+            y = (targets[(layer, kind)][b] - res).double()
+            before = x @ proj.weight[:, cols].double().T + proj.bias.double()
+            err["before"] += float((before - y).pow(2).sum())
+            err["y"] += float(y.pow(2).sum())
+            err["target"] += float(targets[(layer, kind)][b].double().pow(2).sum())
+            gram = phi.T @ phi if gram is None else gram + phi.T @ phi
+            cross = phi.T @ y if cross is None else cross + phi.T @ y
     ridge = damping * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
     sol = torch.linalg.solve(gram + ridge, cross)  # [kept + 1, hidden]
     after = float(((gram @ sol) * sol).sum() - 2 * (cross * sol).sum()) + err["y"]  # ||phi sol - y||^2
@@ -170,7 +165,7 @@ class KPrune(StructuredMethod):
         model, opts = ctx.model, ctx.options
         full = Structure.full(model.config)
         n_layers = full.heads.shape[0]
-        d, dh, s = model.config.hidden_size, full.head_dim, ctx.seq_len
+        d, dh, s = arch_of(model).hidden_size(model), full.head_dim, ctx.seq_len
         flops = [head_flops(d, dh, s), neuron_flops(d, s)]
         budget = (1 - ctx.budget) * full.flops(s)
         batches = list(ctx.batches())

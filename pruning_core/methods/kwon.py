@@ -22,7 +22,7 @@ The pipeline reads as in their `main`: gradients -> search -> rearrange -> resca
    c_u the unit's contribution to the sub-layer output (head h: ctx_h W_o[:, h]^T, neuron j:
    a_j W_2[:, j]): the LayerNorm input of the pruned sub-layer matches the dense one. Scales are clamped
    to [-10, 10] as in the paper and folded into the columns of the output projection
-   (attention.output.dense, output.dense). A scale vector that would raise the error is not applied.
+   (the attention and FFN output projections). A scale vector that would raise the error is not applied.
 
 Deviations from the paper and its code, on purpose:
 - per-example gradients (one mask per example in a batched backward), where their code keeps one
@@ -44,10 +44,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pruning_core.arch import arch_of
 from pruning_core.errors import PrunescopeError
 from pruning_core.methods.base import StructuredMethod
 from pruning_core.structured.structure import StepRecord, Structure, head_flops, neuron_flops
-from pruning_core.structured.units import UnitMasks, dense_targets, masked, sublayer
+from pruning_core.structured.units import UnitMasks, dense_targets, masked, sublayer_inputs
 
 SCALE_RANGE = 10.0  # |scale| bound of the mask tuning, as in the paper
 
@@ -241,12 +242,13 @@ def first_layer_calls(model, batches) -> list[tuple[tuple, dict]]:
         calls.append((args, kwargs))
         raise _Stop
 
-    handle = model.bert.encoder.layer[0].register_forward_pre_hook(grab, with_kwargs=True)
+    arch = arch_of(model)
+    handle = arch.blocks(model)[0].register_forward_pre_hook(grab, with_kwargs=True)
     try:
         with torch.no_grad():
             for ids, mask, _ in batches:
                 try:
-                    model.bert(input_ids=ids, attention_mask=mask)
+                    arch.base_model(model)(input_ids=ids, attention_mask=mask)
                 except _Stop:
                     pass
     finally:
@@ -265,38 +267,30 @@ def next_layer_calls(layer, calls) -> list[tuple[tuple, dict]]:
     return out
 
 
-def tune_sublayer(layer, masks: UnitMasks, index: int, kind: str, calls, keeps, targets, damping: float) -> dict:
-    """Least-squares scales of the kept units of one sub-layer of `layer` (number `index`, run under
-    `masked(model, masks)`), written into `masks` (float masks: the same as scaling the output
-    projection's columns). `calls` are the layer's inputs per batch, `keeps` the real-token masks.
-    Returns the relative error (to the dense LayerNorm input's squared norm) before and after."""
-    block, proj = sublayer(layer, kind)
+def tune_sublayer(arch, layer, masks: UnitMasks, index: int, kind: str, calls, keeps, targets, damping: float) -> dict:
+    """Least-squares scales of the kept units of one sub-layer of `layer` (block number `index` of a
+    model of family `arch`, run under `masked(model, masks)`), written into `masks` (float masks: the
+    same as scaling the output projection's columns). `calls` are the layer's inputs per batch, `keeps`
+    the real-token masks. Returns the relative error (to the dense LayerNorm input's squared norm)
+    before and after."""
+    sub = arch.sublayer(layer, kind)
+    proj = sub.proj
     row = masks.heads[index] if kind == "heads" else masks.neurons[index]
     kept = (row.detach() != 0).nonzero().flatten()
     if len(kept) == 0:
         return {}
     head_dim = proj.in_features // masks.heads.shape[-1]
     state = {}
-
-    def grab(_m, args, kwargs):
-        state["x"] = args[0] if args else kwargs["hidden_states"]
-        state["res"] = args[1] if len(args) > 1 else kwargs["input_tensor"]
-        raise _Stop
-
     stats, target_norm = UnitLeastSquares(kind, proj.weight, kept, head_dim), 0.0
-    handle = block.register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            for (args, kwargs), keep, target in zip(calls, keeps, targets[(index, kind)]):
-                try:
-                    layer(*args, **kwargs)
-                except _Stop:
-                    pass
-                y = target - state["res"][keep] - proj.bias.detach()  # what the kept units should add up to
-                stats.add(state["x"][keep], y)
-                target_norm += float(target.double().pow(2).sum())
-    finally:
-        handle.remove()
+    with torch.no_grad(), sublayer_inputs(sub, state, stop=_Stop):
+        for (args, kwargs), keep, target in zip(calls, keeps, targets[(index, kind)]):
+            try:
+                layer(*args, **kwargs)
+            except _Stop:
+                pass
+            y = target - state["res"][keep] - proj.bias.detach()  # what the kept units should add up to
+            stats.add(state["x"][keep], y)
+            target_norm += float(target.double().pow(2).sum())
     stats.finish()
     current = row[kept].detach().double()
     before, scales = stats.error(current), stats.solve(damping)
@@ -317,12 +311,13 @@ def tune_masks(model, structure: Structure, batches, damping: float, report) -> 
     keeps = [mask.bool() for _, mask, _ in batches]
     masks = UnitMasks.of(structure, next(model.parameters()).device, hidden=False)
     logs = []
+    arch = arch_of(model)
     with masked(model, masks):
         calls = first_layer_calls(model, batches)
-        for i, layer in enumerate(model.bert.encoder.layer):
+        for i, layer in enumerate(arch.blocks(model)):
             entry = {}
             for kind in ("heads", "neurons"):
-                res = tune_sublayer(layer, masks, i, kind, calls, keeps, targets, damping)
+                res = tune_sublayer(arch, layer, masks, i, kind, calls, keeps, targets, damping)
                 entry |= {f"{kind}_ls_{k}": v for k, v in res.items()}
                 report(i, kind)
             logs.append(entry)
@@ -333,15 +328,17 @@ def tune_masks(model, structure: Structure, batches, damping: float, report) -> 
 def fold_scales(model, masks: UnitMasks) -> None:
     """Multiply the output projections' columns of the kept units by their scales (pruned units are
     removed later and left as they are)."""
-    head_dim = model.config.hidden_size // model.config.num_attention_heads
+    arch = arch_of(model)
+    head_dim = arch.head_dim(model)
     with torch.no_grad():
-        for i, layer in enumerate(model.bert.encoder.layer):
+        for i, layer in enumerate(arch.blocks(model)):
+            attn_out, ffn_out = arch.sublayer(layer, "heads").proj, arch.sublayer(layer, "neurons").proj
             h = masks.heads[i].detach()
             h = torch.where(h != 0, h, torch.ones_like(h)).repeat_interleave(head_dim)
-            layer.attention.output.dense.weight.mul_(h.to(layer.attention.output.dense.weight.dtype))
+            attn_out.weight.mul_(h.to(attn_out.weight.dtype))
             n = masks.neurons[i].detach()
             n = torch.where(n != 0, n, torch.ones_like(n))
-            layer.output.dense.weight.mul_(n.to(layer.output.dense.weight.dtype))
+            ffn_out.weight.mul_(n.to(ffn_out.weight.dtype))
 
 
 # -- the method ------------------------------------------------------------------------------------
@@ -356,7 +353,7 @@ class Kwon(StructuredMethod):
         model.eval()
         full = Structure.full(model.config)
         n_layers = full.heads.shape[0]
-        d, s = model.config.hidden_size, ctx.seq_len
+        d, s = arch_of(model).hidden_size(model), ctx.seq_len
         dense_flops = full.flops(s)
         batches = list(ctx.batches())
         total = 3 + (2 * n_layers if opts.rescale else 0)

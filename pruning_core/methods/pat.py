@@ -66,9 +66,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pruning_core.arch import arch_of
 from pruning_core.errors import PrunescopeError
 from pruning_core.methods.base import StructuredMethod
-from pruning_core.structured.run import StepRecord
+from pruning_core.records import StepRecord
 from pruning_core.structured.structure import Structure
 
 
@@ -169,23 +170,22 @@ class HSM(nn.Module):
         return (self.A @ self.A.T - eye).pow(2).sum()
 
 
+_LORA_NAMES = {"q": "query", "k": "key", "v": "value", "attn_out": "attn_out", "ffn_in": "ffn_in", "ffn_out": "ffn_out"}
+
+
 def lora_targets(model) -> dict[str, nn.Linear]:
     """The linears that get LoRA: Q, K, V, attention output, FFN in and out of every layer; the pooler."""
-    out = {}
-    for i, layer in enumerate(model.bert.encoder.layer):
-        for name, lin in (("query", layer.attention.self.query), ("key", layer.attention.self.key),
-                          ("value", layer.attention.self.value), ("attn_out", layer.attention.output.dense),
-                          ("ffn_in", layer.intermediate.dense), ("ffn_out", layer.output.dense)):
-            out[f"{i}.{name}"] = lin
-    if model.bert.pooler is not None:
-        out["pooler"] = model.bert.pooler.dense
+    arch = arch_of(model)
+    out = {f"{i}.{_LORA_NAMES[kind]}": lin for i, block in enumerate(arch.blocks(model))
+           for kind, lin in arch.block_linears(block).items()}
+    pooler = arch.pooler_dense(model)
+    if pooler is not None:
+        out["pooler"] = pooler
     return out
 
 
 def layer_norms(model) -> list[nn.Module]:
-    bert = model.bert
-    return [bert.embeddings.LayerNorm] + [n for layer in bert.encoder.layer
-                                          for n in (layer.attention.output.LayerNorm, layer.output.LayerNorm)]
+    return arch_of(model).layer_norms(model)
 
 
 class Adapters(nn.Module):
@@ -227,7 +227,7 @@ class Adapters(nn.Module):
 
         for key, lin in targets.items():
             self.handles.append(lin.register_forward_hook(linear_hook(key)))
-        emb_norm = model.bert.embeddings.LayerNorm
+        emb_norm = arch_of(model).embedding_norm(model)
         self.handles.append(emb_norm.register_forward_pre_hook(lambda _m, args: (self.hsm[0](args[0], self.mask),)))
         for norm in layer_norms(model):
             self.handles.append(norm.register_forward_hook(lambda _m, _i, out: out * self.mask))
@@ -265,15 +265,15 @@ class Adapters(nn.Module):
         targets = lora_targets(model)
         for key, lin in targets.items():
             lin.weight.add_(self.lora[key.replace(".", "_")].delta().to(lin.weight))
-        for i, layer in enumerate(model.bert.encoder.layer):
-            for lin, h in ((layer.attention.output.dense, 1 + 2 * i), (layer.output.dense, 2 + 2 * i)):
+        arch = arch_of(model)
+        for i, layer in enumerate(arch.blocks(model)):
+            for lin, h in ((arch.sublayer(layer, "attn").proj, 1 + 2 * i), (arch.sublayer(layer, "ffn").proj, 2 + 2 * i)):
                 mat = self.hsm[h].matrix(self.mask).to(torch.float64)
                 lin.weight.copy_((mat @ lin.weight.double()).to(lin.weight))
                 if lin.bias is not None:
                     lin.bias.copy_((mat @ lin.bias.double()).to(lin.bias))
         mat = self.hsm[0].matrix(self.mask).to(torch.float64)
-        emb = model.bert.embeddings
-        for table in (emb.word_embeddings, emb.position_embeddings, emb.token_type_embeddings):
+        for table in arch.embedding_tables(model):
             table.weight.copy_((table.weight.double() @ mat.T).to(table.weight))
 
 
@@ -391,6 +391,8 @@ class PAT(StructuredMethod):
     paper = "Liu et al., PAT: Pruning-Aware Tuning for Large Language Models (AAAI 2025)"
     Options = PATOptions
     budget_meaning = "fraction of hidden channels removed"
+    # Hidden channels are sliced out physically into a PrunedBertForSequenceClassification: BERT only.
+    families = ("bert",)
 
     def prune_structured(self, ctx):
         model, opts = ctx.model, ctx.options

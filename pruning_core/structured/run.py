@@ -1,6 +1,7 @@
 """Driving a structured method end to end: calibration texts with their labels, the method's unit
-masks, physical removal, and the measures every run records (per-block cumulative error on the
-calibration and held-out sets, FLOPs and parameters before and after).
+masks, removal (physical for BERT, zeroed units for RoBERTa and DistilBERT: see `shrink`), and the
+measures every run records (per-block cumulative error on the calibration and held-out sets, FLOPs and
+parameters before and after).
 
 Records passed to `on_record` while it runs: `StepRecord` (one per step the method reports), then a
 `BlockRecord` per block, as the engine yields for unstructured methods.
@@ -16,11 +17,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from pruning_core import engine, metrics
+from pruning_core import methods, metrics
+from pruning_core.arch import arch_of
 from pruning_core.calibration import CalibrationSet
 from pruning_core.profiling import PeakMemory
-from pruning_core.structured.shrink import check_supported, remove
-from pruning_core.structured.structure import StepRecord, Structure, average_length
+from pruning_core.records import BlockRecord, ErrorSum, PruneResult, StepRecord
+from pruning_core.structured.shrink import check_supported, physical, remove
+from pruning_core.structured.structure import Structure, average_length
 
 
 @dataclass
@@ -66,6 +69,7 @@ def hidden_states(model: nn.Module, cset: CalibrationSet, hidden: torch.Tensor |
     """Per block output, per batch: hidden states on real tokens (width restored to the full hidden
     size with zeros where a pruned model dropped channels); the logits; the pooled [CLS]."""
     device = next(model.parameters()).device
+    arch = arch_of(model)
     per_block, logits, pooled = None, [], []
     with torch.no_grad():
         for ids, mask in cset.batches:
@@ -82,18 +86,16 @@ def hidden_states(model: nn.Module, cset: CalibrationSet, hidden: torch.Tensor |
                     h = full
                 per_block[i].append(h)
             logits.append(out.logits)
-            pooled.append(model.bert.pooler(hs[-1]) if model.bert.pooler is not None else hs[-1][:, 0])
+            pooled.append(arch.pooled(model, hs[-1]))
     return per_block, torch.cat(logits), torch.cat(pooled)
 
 
 def prune(cfg, dense_net: nn.Module, tok, calib: CalibrationSet, heldout: CalibrationSet | None,
           on_record: Callable | None = None):
     """Run structured method `cfg.method` on a copy of `dense_net`; returns (smaller model, PruneResult)."""
-    from pruning_core import methods
-
     emit = on_record or (lambda r: None)
-    check_supported(dense_net)
     meth = methods.get(cfg.method)
+    check_supported(dense_net, meth)
     opts = meth.options(cfg.options_dict())
     device = next(dense_net.parameters()).device
     full = Structure.full(dense_net.config)
@@ -115,17 +117,17 @@ def prune(cfg, dense_net: nn.Module, tok, calib: CalibrationSet, heldout: Calibr
         dense_held, _, _ = hidden_states(dense_net, heldout)
         small_held, _, _ = hidden_states(small, heldout, structure.hidden)
     for i in range(len(dense_cal)):
-        err = engine._ErrorSum()
+        err = ErrorSum()
         for d, p in zip(dense_cal[i], small_cal[i]):
             err.add(d, p)
         held = None
         if heldout is not None:
-            h = engine._ErrorSum()
+            h = ErrorSum()
             for d, p in zip(dense_held[i], small_held[i]):
                 h.add(d, p)
             held = h.value
         kept = (structure.heads[i].float().mean() + structure.neurons[i].float().mean()) / 2
-        rec = engine.BlockRecord(i, float(1 - kept), err.value, 0.0, held)
+        rec = BlockRecord(i, float(1 - kept), err.value, 0.0, held)
         blocks.append(rec)
         emit(rec)
     cls = metrics.relative_error(dense_cls, small_cls)
@@ -136,12 +138,20 @@ def prune(cfg, dense_net: nn.Module, tok, calib: CalibrationSet, heldout: Calibr
         "params_dense": params_dense, "params": params, "seq_len": seq_len, "budget_meaning": meth.budget_meaning,
         "log": log,
     }
-    result = engine.PruneResult(
+    result = PruneResult(
         method=meth.name, sparsity=cfg.sparsity, pattern="structured", layers=[], blocks=blocks,
         masks=structure.masks(), achieved_sparsity=1 - params / params_dense,
-        encoder_sparsity=1 - sum(p.numel() for p in small.bert.encoder.parameters())
-        / sum(p.numel() for p in dense_net.bert.encoder.parameters()),
+        encoder_sparsity=1 - _encoder_weights(small) / _encoder_weights(dense_net),
         cls_error=cls, logits_kl=metrics.logits_kl(dense_logits, small_logits), prune_seconds=seconds,
         peak_memory_mb=mem.peak_mb, peak_total_mb=mem.peak_total_mb, device=str(device),
         calib_examples=calib.n_examples, calib_tokens=calib.real_tokens, structure=info)
     return small, result
+
+
+def _encoder_weights(model: nn.Module) -> int:
+    """Parameters of the encoder blocks (biases, LayerNorm included); for a model whose removed units
+    are zeroed rather than removed (see `shrink`), the non-zero ones."""
+    params = arch_of(model).encoder(model).parameters()
+    if physical(model):
+        return sum(p.numel() for p in params)
+    return sum(int(p.count_nonzero()) for p in params)

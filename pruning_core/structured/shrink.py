@@ -1,8 +1,14 @@
-"""Physical removal: a BERT classifier and a `Structure` in, a smaller dense model out.
+"""Removal: a classifier and a `Structure` in, a model computing what the masked classifier computes out.
 
-Heads go through the model's own `prune_heads`; FFN neurons and hidden channels are sliced out of
-the weight matrices; the result is a `PrunedBertForSequenceClassification` whose config records the
-per-layer widths, so it saves with `save_pretrained` and reloads with `from_pretrained`.
+BERT (MiniLM is one): physical removal. Heads go through the model's own `prune_heads`; FFN neurons
+and hidden channels are sliced out of the weight matrices; the result is a
+`PrunedBertForSequenceClassification` whose config records the per-layer widths, so it saves with
+`save_pretrained` and reloads with `from_pretrained`.
+
+RoBERTa and DistilBERT: the removed heads and FFN neurons are zeroed in a copy of the same class (the
+rows of Q, K, V and FFN in, the columns of the output projections that read them): the same function,
+a standard checkpoint that loads anywhere, the FLOPs and parameter counts of `Structure` -- but no
+speed-up at inference. Hidden channels (PAT) are removed from BERT models only.
 """
 
 from __future__ import annotations
@@ -12,16 +18,25 @@ import copy
 import torch
 from torch import nn
 
+from pruning_core.arch import arch_of
 from pruning_core.errors import PrunescopeError
 from pruning_core.structured.modeling_pruned_bert import (PrunedBertConfig,
                                                           PrunedBertForSequenceClassification)
 from pruning_core.structured.structure import Structure
 
 
-def check_supported(model: nn.Module) -> None:
-    if getattr(model.config, "model_type", "") not in ("bert", PrunedBertConfig.model_type):
-        raise PrunescopeError(f"structured pruning physically removes units of BERT models only (MiniLM is one); "
-                              f"this model is '{model.config.model_type}'")
+def physical(model: nn.Module) -> bool:
+    """Whether `remove` makes `model` physically smaller (BERT) or zeroes the removed units (the others)."""
+    return arch_of(model).family == "bert"
+
+
+def check_supported(model: nn.Module, method=None) -> None:
+    """Raise PrunescopeError, before any work, when structured `method` cannot prune `model`."""
+    family = arch_of(model).family  # unsupported families end here
+    families = getattr(method, "families", None)
+    if families is not None and family not in families:
+        raise PrunescopeError(f"{method.name} prunes {', '.join(families)} models only (MiniLM is a BERT); "
+                              f"this model is a {family}")
     if getattr(model.config, "head_counts", None) or getattr(model.config, "pruned_heads", None):
         raise PrunescopeError("this model is already structurally pruned; prune the model it came from")
 
@@ -36,11 +51,42 @@ def _take(linear: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tenso
     return {"weight": w.clone(), "bias": b.clone() if b is not None else None}
 
 
-def remove(model: nn.Module, structure: Structure) -> PrunedBertForSequenceClassification:
-    """A new, smaller model computing exactly what `model` computes with the removed units masked to
-    zero (removed hidden channels: zero in the residual stream and at every LayerNorm input). The
-    input model is left untouched."""
+def remove(model: nn.Module, structure: Structure) -> nn.Module:
+    """A new model computing exactly what `model` computes with the removed units masked to zero
+    (removed hidden channels: zero in the residual stream and at every LayerNorm input): smaller for
+    BERT, the same class with the removed units zeroed for the other families. The input model is left
+    untouched."""
     check_supported(model)
+    if not physical(model):
+        return zero_removed(model, structure)
+    return _remove_bert(model, structure)
+
+
+def zero_removed(model: nn.Module, structure: Structure) -> nn.Module:
+    """A copy of `model` whose removed heads and FFN neurons are zero: their rows of Q, K, V (weights
+    and biases) and FFN in, and their columns of the attention and FFN output projections."""
+    if not structure.hidden.all():
+        raise PrunescopeError(f"hidden channels are removed from BERT models only; this model is a "
+                              f"{arch_of(model).family}")
+    out = copy.deepcopy(model)
+    arch = arch_of(out)
+    dh = arch.head_dim(out)
+    with torch.no_grad():
+        for i, block in enumerate(arch.blocks(out)):
+            lin = arch.block_linears(block)
+            heads = (~structure.heads[i]).repeat_interleave(dh).to(lin["q"].weight.device)
+            neurons = (~structure.neurons[i]).to(lin["ffn_in"].weight.device)
+            for kind, cut in (("q", heads), ("k", heads), ("v", heads), ("ffn_in", neurons)):
+                lin[kind].weight[cut] = 0
+                if lin[kind].bias is not None:
+                    lin[kind].bias[cut] = 0
+            lin["attn_out"].weight[:, heads] = 0
+            lin["ffn_out"].weight[:, neurons] = 0
+    return out.eval()
+
+
+def _remove_bert(model: nn.Module, structure: Structure) -> PrunedBertForSequenceClassification:
+    """Physical removal from a BERT classifier (the state-dict keys are those of `PrunedBert...`)."""
     src = copy.deepcopy(model)
     src.prune_heads({i: [h for h in range(structure.heads.shape[1]) if not structure.heads[i, h]]
                      for i in range(structure.heads.shape[0])})
@@ -103,9 +149,19 @@ def _take_norm(norm: nn.Module, hidden: torch.Tensor | None) -> dict:
 
 
 def structure_of(model: nn.Module) -> Structure:
-    """Kept-unit counts of a (possibly pruned) model as a Structure (the first units of each layer kept)."""
+    """Kept units of a (possibly pruned) model as a Structure: for a physically pruned BERT its counts
+    (the first units of each layer kept); for the other families the units that are not zeroed."""
     cfg = model.config
     full = Structure.full(cfg)
+    if not physical(model):  # zeroed removal: a unit is kept where its output-projection columns are not all zero
+        arch = arch_of(model)
+        dh = arch.head_dim(model)
+        heads, neurons = [], []
+        for block in arch.blocks(model):
+            lin = arch.block_linears(block)
+            heads.append(lin["attn_out"].weight.detach().ne(0).any(0).view(-1, dh).any(1).cpu())
+            neurons.append(lin["ffn_out"].weight.detach().ne(0).any(0).cpu())
+        return full.replace(heads=torch.stack(heads), neurons=torch.stack(neurons))
     heads = cfg.head_counts if getattr(cfg, "head_counts", None) else [cfg.num_attention_heads] * cfg.num_hidden_layers
     ffn = cfg.intermediate_sizes if getattr(cfg, "intermediate_sizes", None) else \
         [cfg.intermediate_size] * cfg.num_hidden_layers

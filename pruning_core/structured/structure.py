@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
+from pruning_core.arch import intermediate_size
 from pruning_core.errors import PrunescopeError
+from pruning_core.records import StepRecord  # noqa: F401 (re-exported: structured methods report steps)
 
 
 def head_flops(hidden: int, head_dim: int, seq_len: float) -> float:
@@ -43,7 +45,7 @@ class Structure:
         """Everything kept, shaped by a BERT-style config (hidden_size, num_attention_heads, ...)."""
         layers, heads = config.num_hidden_layers, config.num_attention_heads
         return cls(torch.ones(layers, heads, dtype=torch.bool),
-                   torch.ones(layers, config.intermediate_size, dtype=torch.bool),
+                   torch.ones(layers, intermediate_size(config), dtype=torch.bool),
                    config.hidden_size // heads, torch.ones(config.hidden_size, dtype=torch.bool))
 
     def replace(self, heads=None, neurons=None, hidden=None) -> "Structure":
@@ -82,18 +84,6 @@ class Structure:
     def from_masks(cls, masks: dict[str, torch.Tensor], head_dim: int) -> "Structure":
         return cls(masks["structure.heads"].bool(), masks["structure.neurons"].bool(), head_dim,
                    masks["structure.hidden"][0].bool())
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """One step of a structured method (a sub-layer searched, a training step...)."""
-
-    step: int
-    total: int
-    label: str
-    flops_kept: float | None = None  # fraction of dense encoder FLOPs the model has after this step
-    loss: float | None = None
-
 
 
 def check_budget(budget: float) -> None:

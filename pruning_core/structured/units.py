@@ -1,7 +1,8 @@
-"""Unit masks applied by hooks to a full BERT model: a head's context, an FFN neuron's activation,
-a hidden channel at every LayerNorm input and output. Float masks, so gradients w.r.t. them are the
-predictive importance that K-prune and Kwon et al. use; 0/1 masks reproduce the physically pruned
-model (`shrink.remove`) exactly."""
+"""Unit masks applied by hooks to a full model of any supported family (through `arch`): a head's
+context and an FFN neuron's activation where they enter the sub-layer's output projection, a hidden
+channel at every LayerNorm input and output. Float masks, so gradients w.r.t. them are the predictive
+importance that K-prune and Kwon et al. use; 0/1 masks reproduce the pruned model (`shrink.remove`)
+exactly."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from pruning_core.arch import Sublayer, arch_of
 from pruning_core.structured.structure import Structure
 
 
@@ -35,31 +37,31 @@ class UnitMasks:
 
 @contextmanager
 def masked(model: nn.Module, masks: UnitMasks) -> Iterator[None]:
-    """Run `model` (a full BERT classifier) with the units scaled by `masks` inside this block."""
-    bert = model.bert
-    dh = model.config.hidden_size // model.config.num_attention_heads
+    """Run `model` (a full classifier) with the units scaled by `masks` inside this block.
+
+    The scaling hooks run before any other forward pre-hook of the output projections, so hooks
+    registered there (by the methods) see the masked contexts and activations."""
+    arch = arch_of(model)
+    dh = arch.head_dim(model)
     handles = []
 
     def unit(m: torch.Tensor, i: int, width: int, dtype) -> torch.Tensor:
         m = m[..., i, :].to(dtype).repeat_interleave(width, dim=-1)
         return m[:, None] if m.dim() == 2 else m  # per-example masks broadcast over positions
 
-    def scale_heads(i):
-        def hook(_mod, _inp, out):
-            ctx = out[0]
-            return (ctx * unit(masks.heads, i, dh, ctx.dtype),) + tuple(out[1:])
+    def scale(units: torch.Tensor, i: int, width: int):
+        def hook(_mod, args):
+            x = args[0]
+            return (x * unit(units, i, width, x.dtype),) + tuple(args[1:])
         return hook
 
-    def scale_neurons(i):
-        return lambda _mod, _inp, out: out * unit(masks.neurons, i, 1, out.dtype)
-
-    for i, layer in enumerate(bert.encoder.layer):
-        handles.append(layer.attention.self.register_forward_hook(scale_heads(i)))
-        handles.append(layer.intermediate.register_forward_hook(scale_neurons(i)))
+    for i, block in enumerate(arch.blocks(model)):
+        handles.append(arch.sublayer(block, "heads").proj.register_forward_pre_hook(
+            scale(masks.heads, i, dh), prepend=True))
+        handles.append(arch.sublayer(block, "neurons").proj.register_forward_pre_hook(
+            scale(masks.neurons, i, 1), prepend=True))
     if masks.hidden is not None:
-        norms = [bert.embeddings.LayerNorm] + [n for layer in bert.encoder.layer
-                                               for n in (layer.attention.output.LayerNorm, layer.output.LayerNorm)]
-        for norm in norms:
+        for norm in arch.layer_norms(model):
             handles.append(norm.register_forward_pre_hook(lambda _m, args: (args[0] * masks.hidden,)))
             handles.append(norm.register_forward_hook(lambda _m, _i, out: out * masks.hidden))
     try:
@@ -69,25 +71,40 @@ def masked(model: nn.Module, masks: UnitMasks) -> Iterator[None]:
             h.remove()
 
 
-def sublayer(layer, kind: str):
-    """(module whose forward(hidden_states, input_tensor) adds the residual, its output projection) of
-    the attention ('attn' or 'heads') or FFN ('ffn' or 'neurons') sub-layer of a BERT layer."""
-    if kind in ("attn", "heads"):
-        return layer.attention.output, layer.attention.output.dense
-    return layer.output, layer.output.dense
+@contextmanager
+def sublayer_inputs(sub: Sublayer, state: dict, stop: type[Exception] | None = None) -> Iterator[None]:
+    """While inside, each forward through the sub-layer stores its residual in `state["res"]` and the
+    (masked) input of its output projection in `state["x"]`; with `stop`, raises it once both are
+    captured (the rest of the forward pass is skipped)."""
+
+    def grab_res(_m, args):
+        state["res"] = args[0]
+
+    def grab_x(_m, args):
+        state["x"] = args[0]
+        if stop is not None:
+            raise stop
+
+    handles = [sub.residual_in.register_forward_pre_hook(grab_res), sub.proj.register_forward_pre_hook(grab_x)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def dense_targets(model: nn.Module, batches, kinds: tuple[str, str] = ("attn", "ffn")) -> dict:
     """The model's LayerNorm inputs (sub-layer output + residual) on real tokens, keyed (layer, kind)
     with `kinds` naming the attention and FFN sub-layers, one tensor per batch; and under "logits" its
     logits per batch. `batches` yields (input_ids, attention_mask, labels)."""
+    arch = arch_of(model)
     out: dict = {"logits": []}
     state = {}
     handles = []
-    for i, layer in enumerate(model.bert.encoder.layer):
+    for i, block in enumerate(arch.blocks(model)):
         for kind in kinds:
             out[(i, kind)] = []
-            norm = sublayer(layer, kind)[0].LayerNorm
+            norm = arch.sublayer(block, kind).norm
             handles.append(norm.register_forward_pre_hook(
                 lambda _m, args, key=(i, kind): out[key].append(args[0][state["keep"]].detach())))
     try:
