@@ -107,6 +107,10 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     device = str(models.resolve_device(cfg.device))
     stage("loading model and data")
     dense_net, tok = load_dense(cfg.model, cfg.task, device, cfg.fresh_head)
+    if methods.get(cfg.method).structured:  # a family the method cannot prune: say so before evaluating
+        from pruning_core.structured.shrink import check_supported
+
+        check_supported(dense_net, methods.get(cfg.method))
     split = eval_split(cfg.task, cfg.eval_size, cfg.seed)
     stage(f"evaluating the dense model on {len(split)} examples")
     hits = dense_outputs.cache_info().hits
@@ -137,7 +141,7 @@ def prune_copy(cfg: ExperimentConfig, dense_net, tok, on_record: Callable | None
     if methods.get(cfg.method).structured:  # whole units removed: a smaller model comes back
         from pruning_core.structured import run as structured_run
 
-        return structured_run.prune(cfg, dense_net, tok, calib, held, on_record)
+        return structured_run.prune(cfg, methods.get(cfg.method), dense_net, tok, calib, held, on_record)
     extra = None
     n_gen = cfg.options_dict().get("self_generated", 0)
     if n_gen:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from conftest import TEXTS, tiny_model
+from pruning_core import methods
 from pruning_core.arch import arch_of
 from pruning_core.errors import PrunescopeError
 from pruning_core.methods.pat import PAT
@@ -95,7 +96,7 @@ def test_kwon_and_kprune_prune_roberta_and_distilbert(family, method, calib, tas
     model = tiny_model(family, layers=2)
     cfg = SimpleNamespace(method=method, task=task_file, seed=0, sparsity=budget, options_dict=dict)
     steps = []
-    small, result = run.prune(cfg, model, None, calib, calib, on_record=steps.append)
+    small, result = run.prune(cfg, methods.get(cfg.method), model, None, calib, calib, on_record=steps.append)
     info = result.structure
     # the FLOPs budget is reached, not overshot by more than one head (each method's granularity)
     head = head_flops(128, 32, info["seq_len"])
@@ -125,5 +126,5 @@ def test_pat_refuses_other_families_before_any_work(calib, task_file):
             check_supported(model, PAT())
         cfg = SimpleNamespace(method="pat", task=task_file, seed=0, sparsity=0.25, options_dict=dict)
         with pytest.raises(PrunescopeError, match="bert models only"):
-            run.prune(cfg, model, None, calib, None)
+            run.prune(cfg, methods.get(cfg.method), model, None, calib, None)
     check_supported(tiny_model("bert", layers=1), PAT())  # BERT passes

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from pruning_core import methods, metrics
+from pruning_core import metrics
 from pruning_core.arch import arch_of
 from pruning_core.calibration import CalibrationSet
 from pruning_core.profiling import PeakMemory
@@ -90,11 +90,11 @@ def hidden_states(model: nn.Module, cset: CalibrationSet, hidden: torch.Tensor |
     return per_block, torch.cat(logits), torch.cat(pooled)
 
 
-def prune(cfg, dense_net: nn.Module, tok, calib: CalibrationSet, heldout: CalibrationSet | None,
+def prune(cfg, meth, dense_net: nn.Module, tok, calib: CalibrationSet, heldout: CalibrationSet | None,
           on_record: Callable | None = None):
-    """Run structured method `cfg.method` on a copy of `dense_net`; returns (smaller model, PruneResult)."""
+    """Run structured method `meth` (the registry's object for `cfg.method`: passed in, so this module does
+    not import the registry that imports it) on a copy of `dense_net`; returns (smaller model, PruneResult)."""
     emit = on_record or (lambda r: None)
-    meth = methods.get(cfg.method)
     check_supported(dense_net, meth)
     opts = meth.options(cfg.options_dict())
     device = next(dense_net.parameters()).device
