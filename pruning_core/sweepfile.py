@@ -323,7 +323,7 @@ def _methods(p: _Problems, spec: dict, max_configs: int = 0) -> list[tuple[str, 
     return out
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
     """A device name prunescope runs on (whether this machine has it is the workers' business)."""
     from pruning_core.models import check_device_name
 
@@ -427,7 +427,7 @@ def parse(spec: Any, source: str = "<spec>", lines: dict | None = None, max_conf
             p.add(path, f"must be >= 0; got {seed}")
         seeds.append(seed)
     if common["device"] != "auto":
-        p.ok(("device",), _check_device, common["device"])
+        p.ok(("device",), check_device, common["device"])
     if per_task:
         for task in models_at:
             if task not in spec.get("tasks", []):

@@ -1,0 +1,47 @@
+"""The `prunescope` command line: prune, eval, list, finetune, attack, export, speed, sweep, results,
+setup-attacks, make-splits, serve.
+
+One module per command, each with `register(subparsers)` (its flags) and `run(args) -> int`; what they
+share (the parser, validators, `--option` and `--json` handling, labels) is in `common.py`. Bad input
+exits with status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pruning_core import serve
+from pruning_core.cli import (attack, evaluate, export, finetune, listing, make_splits, prune, results,
+                              setup_attacks, speed, sweep)
+from pruning_core.cli.common import Parser
+from pruning_core.errors import PrunescopeError
+from pruning_core.runtime import quiet_libraries
+
+# in the order `prunescope --help` lists them
+COMMANDS = {"prune": prune, "eval": evaluate, "list": listing, "finetune": finetune, "attack": attack,
+            "export": export, "speed": speed, "sweep": sweep, "results": results,
+            "setup-attacks": setup_attacks, "make-splits": make_splits}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="prunescope", description="Prune BERT-style classifiers and measure what it costs.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for command in COMMANDS.values():
+        command.register(sub)
+    serve.add_parser(sub)  # the dashboard's server lives beside the dashboard's launch code
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_libraries()
+    try:
+        args = build_parser().parse_args(argv)
+        run = serve.run if args.command == "serve" else COMMANDS[args.command].run
+        return run(args)
+    except PrunescopeError as exc:
+        print(f"prunescope: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("prunescope: interrupted", file=sys.stderr)
+        return 130

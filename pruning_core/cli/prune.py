@@ -1,0 +1,86 @@
+"""`prunescope prune`: prune a model, print per-layer errors and accuracy, store the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pruning_core.cli.common import add_model_args, check_json_path, option_pairs, write_json
+
+
+def register(subparsers) -> None:
+    pr = subparsers.add_parser("prune", help="prune a model and report per-layer errors and accuracy")
+    add_model_args(pr)
+    pr.add_argument("--method", default="sparsegpt")
+    pr.add_argument("--sparsity", type=float, default=None, help="fraction of weights to remove, in [0, 1) "
+                    "(default 0.5, or what an N:M pattern implies)")
+    pr.add_argument("--pattern", default=None, help="unstructured | 2:4 | 4:8 | structured "
+                    "(default: the method's own: structured for kprune, kwon and pat, else unstructured)")
+    pr.add_argument("--calib-size", type=int, default=128)
+    pr.add_argument("--seq-len", type=int, default=64)
+    pr.add_argument("--option", action="append", metavar="KEY=VALUE", help="a method knob, e.g. scope=global")
+    pr.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
+    pr.add_argument("--recompute", action="store_true", help="prune again even if the store has this run")
+    pr.add_argument("--no-store", action="store_true", help="do not read or write the results store")
+
+
+def run(args) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from pruning_core.arch import KIND_LABELS
+    from pruning_core.config import ExperimentConfig
+    from pruning_core.engine import BlockRecord
+    from pruning_core.experiment import run_experiment
+    from pruning_core.masks import parse_pattern
+    from pruning_core.models import resolve_device
+    from pruning_core.store import Store
+    from pruning_core.structured.structure import StepRecord
+
+    check_json_path(args.json)  # before any work
+    resolve_device(args.device)
+    sparsity = args.sparsity
+    if sparsity is None:
+        nm = args.pattern not in (None, "unstructured", "structured") and parse_pattern(args.pattern).sparsity
+        sparsity = nm or 0.5
+    cfg = ExperimentConfig.create(
+        model=args.model, task=args.task, method=args.method, sparsity=sparsity, pattern=args.pattern,
+        calib_size=args.calib_size, seq_len=args.seq_len, seed=args.seed, eval_size=args.eval_size,
+        options=option_pairs(args.option), device=args.device, fresh_head=args.fresh_head)
+    con = Console(stderr=True, highlight=False)
+
+    def on_record(r):  # plain text: module names like "[attention output]" are not markup
+        if isinstance(r, BlockRecord):
+            con.print(f"[bold]block {r.block}[/]: sparsity {r.achieved_sparsity:.3f}, cumulative error "
+                      f"{r.cumulative_error:.4g} ({r.seconds:.2f} s)")
+        elif isinstance(r, StepRecord):
+            extra = "".join(f", {k} {v:.4g}" for k, v in (("FLOPs kept", r.flops_kept), ("loss", r.loss))
+                            if v is not None)
+            con.print(escape(f"  step {r.step}/{r.total}: {r.label}{extra}"))
+        else:
+            con.print(escape(f"  {r.name} [{KIND_LABELS[r.kind]}]: sparsity {r.achieved_sparsity:.3f}, "
+                             f"local error {r.local_error:.4g}, cumulative error {r.cumulative_error:.4g}"))
+
+    store = None if args.no_store else Store()
+    out = None if store is None or args.recompute else store.load(cfg.key())
+    if out is not None:
+        con.print(f"[dim]stored run {cfg.key()} in {store.path} (use --recompute to prune again)[/]")
+    else:
+        res = run_experiment(cfg, on_record=on_record, on_stage=lambda s: con.print(f"[dim]{escape(s)}...[/]"))
+        out = res.to_json()
+        if store is not None:
+            store.save(out, res.prune.masks)
+    table = Table(title=f"{cfg.method} {cfg.pattern} at {cfg.sparsity:g} on {cfg.task} ({cfg.model})")
+    for col in ("block", "module", "shape", "achieved sparsity", "local error", "cumulative error"):
+        table.add_column(col, justify="left" if col == "module" else "right")
+    for r in out["layers"]:
+        table.add_row(str(r["block"]), KIND_LABELS[r["kind"]], "x".join(map(str, r["shape"])),
+                      f"{r['achieved_sparsity']:.4f}", f"{r['local_error']:.4g}", f"{r['cumulative_error']:.4g}")
+    Console().print(table)
+    Console().print(
+        f"achieved sparsity {out['achieved_sparsity']:.4f} (encoder {out['encoder_sparsity']:.4f}) | "
+        f"accuracy {out['accuracy']:.4f} vs dense {out['dense_accuracy']:.4f} on {out['eval_examples']} examples | "
+        f"logits KL {out['logits_kl']:.4g} | prune {out['prune_seconds']:.2f} s, peak memory "
+        f"{out.get('peak_total_mb', 0):.0f} MB (+{out['peak_memory_mb']:.0f} MB while pruning) on {out['device']}")
+    write_json(args.json, out)
+    return 0
