@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from pruning_core import methods
 from pruning_core.arch import KIND_LABELS, KINDS
 
 KIND_COLORS = {"q": "#4C78A8", "k": "#72B7B2", "v": "#54A24B", "attn_out": "#EECA3B",
@@ -106,9 +107,9 @@ PROFILE_HELP = "keep ratio of a row (an output) or a column (an input): kept wei
 HIST_HELP = "distribution of the weights; pruned weights (exact zeros) are left out of the 'after' histogram"
 TOY_HELP = "output error ||WXᵀ - W'Xᵀ||² / ||WXᵀ||² of the pruned toy matrix on its inputs"
 DEPTH_HELP = "cumulative error ||Y_dense - Y_pruned||² / ||Y_dense||² after each layer of the toy stack"
-METHOD_COLORS = {"magnitude": "#4C78A8", "wanda": "#F58518", "sparsegpt": "#54A24B", "akrp": "#B279A2",
-                 "reconstruction": "#E45756", "kprune": "#17BECF", "kwon": "#BCBD22", "pat": "#843C39"}
-OTHER_COLORS = ("#9D755D", "#72B7B2", "#FF9DA6", "#BAB0AC", "#EECA3B")  # methods not in METHOD_COLORS
+# each method declares its colour (pruning_core.methods: Method.colour); the registered ones at import
+METHOD_COLORS = {name: cls.colour for name, cls in methods.METHODS.items() if cls.colour}
+OTHER_COLORS = ("#9D755D", "#72B7B2", "#FF9DA6", "#BAB0AC", "#EECA3B")  # methods without a colour of their own
 DENSE_COLOR = "#7f7f7f"
 PATTERN_SYMBOLS = {"unstructured": "circle", "2:4": "diamond", "4:8": "square"}
 KEEP_SCALE = [[0.0, "#f2f2f2"], [1.0, "#1f4e79"]]
@@ -252,7 +253,7 @@ def depth_chart(curves: dict[str, list[float]]) -> go.Figure:
     for name, ys in curves.items():
         xs = ["input"] + [f"layer {i}" for i in range(1, len(ys))]
         fig.add_scatter(x=xs, y=list(ys), mode="lines+markers", name=name,
-                        line=dict(color=METHOD_COLORS.get(name)),
+                        line=dict(color=method_colors([name]).get(name)),
                         hovertemplate=f"{name}, %{{x}}: %{{y:.4g}}<extra>{DEPTH_HELP}</extra>")
     fig.update_layout(title="Error accumulates with depth", yaxis_title="cumulative error", legend_title="method",
                       margin=dict(t=50, b=30))
@@ -273,13 +274,18 @@ def stored_histogram(hist: dict, name: str = "") -> go.Figure:
     return fig
 
 
+def _own_colour(name: str) -> str | None:
+    cls = methods.METHODS.get(name)
+    return cls.colour if cls is not None else None
+
+
 def method_colors(names: Iterable[str]) -> dict[str, str]:
-    """One colour per method, the same in every chart: METHOD_COLORS, then OTHER_COLORS in name order for
-    methods it lacks ('dense' is gray)."""
+    """One colour per method, the same in every chart: the method's own (`Method.colour`), then OTHER_COLORS
+    in name order for methods without one ('dense' is gray)."""
     names = sorted(set(names))
-    others = [n for n in names if n not in METHOD_COLORS and n != "dense"]
+    others = [n for n in names if not _own_colour(n) and n != "dense"]
     out = {n: OTHER_COLORS[others.index(n) % len(OTHER_COLORS)] for n in others}
-    out.update({n: METHOD_COLORS[n] for n in names if n in METHOD_COLORS})
+    out.update({n: _own_colour(n) for n in names if _own_colour(n)})
     if "dense" in names:
         out["dense"] = DENSE_COLOR
     return out
@@ -306,7 +312,7 @@ def _style(rows: list[dict], colors: dict) -> tuple[bool, str, str]:
 def sweep_curves(results: list[dict], measure: str, title: str, y_title: str) -> go.Figure:
     """One line per (method, pattern) of `measure` against requested sparsity, from result JSONs.
     `measure` is a top-level key, or 'final_cumulative_error' / 'mean_local_error'.
-    Colour = method (METHOD_COLORS); marker = pattern (N:M runs are single markers)."""
+    Colour = method (Method.colour); marker = pattern (N:M runs are single markers)."""
     def value(r):
         if measure == "final_cumulative_error":
             return r["blocks"][-1]["cumulative_error"]
@@ -625,7 +631,7 @@ def _flops_value(r: dict, measure: str) -> float:
 def flops_curves(results: Iterable[dict], measure: str = "accuracy", title: str = "Accuracy vs FLOPs removed",
                  y_title: str = "clean accuracy") -> go.Figure:
     """One line per structured method of `measure` against the achieved FLOPs reduction (from each run's stored
-    `structure`); unstructured runs are left out. Colour = method (METHOD_COLORS)."""
+    `structure`); unstructured runs are left out. Colour = method (Method.colour)."""
     groups: dict[str, list[dict]] = {}
     for r in results:
         if is_structured(r):

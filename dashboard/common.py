@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.method_form import option_keys
 from pruning_core import PrunescopeError
 from pruning_core.store import Store
 from pruning_core.sweep import import_demo, import_demo_attacks
@@ -91,22 +92,6 @@ INFLIGHT = "_prune_inflight"  # the prune a run started and has not finished: st
 INTERRUPTED = "prune_interrupted"
 UPLOAD = "task_upload"  # {"path", "name"} of the uploaded CSV/TSV the task picker uses
 
-# method -> option -> the Prune sidebar widget that sets it
-OPTION_KEYS: dict[str, dict[str, str]] = {
-    "magnitude": {"scope": "scope"},
-    "sparsegpt": {"blocksize": "blocksize", "percdamp": "percdamp"},
-    "akrp": {"lambda0": "lambda0", "percdamp": "akrp_percdamp", "blocksize": "akrp_blocksize"},
-    "reconstruction": {"base": "rec_base", "mode": "rec_mode", "epochs": "rec_epochs", "lr": "rec_lr",
-                       "self_generated": "rec_selfgen"},
-    "kprune": {"lam": "kp_lam", "mu": "kp_mu", "temperature": "kp_temp", "tune": "kp_tune", "damping": "kp_damping"},
-    "kwon": {"rearrange": "kw_rearrange", "rearrange_steps": "kw_steps", "rescale": "kw_rescale",
-             "damping": "kw_damping"},
-    "pat": {"baseline": "pat_baseline", "steps": "pat_steps", "lr": "pat_lr", "lora_rank": "pat_rank",
-            "batch_size": "pat_batch", "train_size": "pat_train", "lora_alpha": "pat_alpha", "mask_lr": "pat_mask_lr",
-            "hsm_rank": "pat_hsm_rank", "identity_weight": "pat_identity", "prune_start": "pat_start",
-            "decay": "pat_decay", "prune_end": "pat_end"},
-}
-
 TASK_SOURCES = {"name": "Named", "path": "Path", "upload": "Upload"}
 
 # the widget ranges the sidebar draws (a stored run's value outside them is clamped when it is opened)
@@ -114,19 +99,17 @@ LIMITS = {"sparsity": (0.0, 0.95), "budget": (0.0, 0.9), "calib": (1, 4096), "se
           "eval": (0, 100_000), "seed": (0, 2**31 - 1)}
 
 
-def _prune_defaults() -> dict:
+# the sidebar's own settings; a method's knobs (dashboard.method_form) start at its options' defaults
+PRUNE_DEFAULTS = {"model": "default", "task_source": "name", "task": "rotten_tomatoes", "task_path": "",
+                  "method": "sparsegpt", "pattern": "unstructured", "sparsity": 0.5, "budget": 0.4, "calib": 64,
+                  "seq_len": 64, "eval": 500, "seed": 0}
+
+
+def _option_keys() -> dict[str, dict[str, str]]:
+    """method -> option -> the Prune sidebar widget that sets it, for every registered method."""
     from pruning_core import methods
 
-    out = {"model": "default", "task_source": "name", "task": "rotten_tomatoes", "task_path": "",
-           "method": "sparsegpt", "pattern": "unstructured", "sparsity": 0.5, "budget": 0.4, "calib": 64,
-           "seq_len": 64, "eval": 500, "seed": 0}
-    for method, keys in OPTION_KEYS.items():
-        defaults = dataclasses.asdict(methods.get(method).options({}))
-        out.update({widget: defaults[option] for option, widget in keys.items()})
-    return out
-
-
-PRUNE_DEFAULTS = _prune_defaults()
+    return {method: option_keys(method) for method in methods.METHODS}
 
 
 def kept(key: str) -> str:
@@ -145,10 +128,17 @@ def restore_settings() -> None:
         st.session_state[k] = v
 
 
+def remembered_options(method: str) -> dict:
+    """The remembered values of `method`'s knobs (option -> value), for `method_form`."""
+    saved = st.session_state.get(SAVED, {})
+    return {option: saved[key] for option, key in option_keys(method).items() if key in saved}
+
+
 def remember_settings() -> None:
     """Copy the Prune widgets' current values out of the widget keys (call after drawing them)."""
     saved = st.session_state.setdefault(SAVED, {})
-    saved.update({k: st.session_state[k] for k in PRUNE_DEFAULTS if k in st.session_state})
+    keys = [*PRUNE_DEFAULTS, *(key for keys in _option_keys().values() for key in keys.values())]
+    saved.update({k: st.session_state[k] for k in keys if k in st.session_state})
 
 
 def _cast(value, like):
@@ -194,9 +184,11 @@ def settings_from_config(config: dict) -> dict:
         if out["pattern"] == "unstructured":
             out["sparsity"] = _clamp("sparsity", sparsity)
     options = config.get("options") or {}
-    for option, widget in OPTION_KEYS.get(method, {}).items():
-        if option in options:
-            out[widget] = _cast(options[option], PRUNE_DEFAULTS[widget])
+    if meth is not None:
+        keys = option_keys(method)
+        for f in dataclasses.fields(meth.Options):
+            if f.name in options:
+                out[keys[f.name]] = _cast(options[f.name], f.default)
     return out
 
 

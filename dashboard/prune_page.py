@@ -19,9 +19,10 @@ st.title("Prune a model")  # painted before the heavy imports below (torch, tran
 import pandas as pd  # noqa: E402
 
 from dashboard import charts  # noqa: E402
-from dashboard.common import (INFLIGHT, INTERRUPTED, OPTION_KEYS, TASK_SOURCES, UPLOAD, error_text,  # noqa: E402
-                              get_store, kept, load_mask, load_run, note_interrupted, open_run, remember_settings,
+from dashboard.common import (INFLIGHT, INTERRUPTED, TASK_SOURCES, UPLOAD, error_text, get_store, kept,  # noqa: E402
+                              load_mask, load_run, note_interrupted, open_run, remember_settings, remembered_options,
                               restore_settings)
+from dashboard.method_form import method_form  # noqa: E402
 from dashboard.run_actions import export_section, speed_section  # noqa: E402
 from pruning_core import PrunescopeError, data, methods  # noqa: E402
 from pruning_core.access import check_page_path, uploads_dir  # noqa: E402
@@ -30,7 +31,6 @@ from pruning_core.config import ExperimentConfig  # noqa: E402
 from pruning_core.engine import BlockRecord, LayerRecord  # noqa: E402
 from pruning_core.experiment import load_dense, run_experiment  # noqa: E402
 from pruning_core.masks import PATTERNS, parse_pattern  # noqa: E402
-from pruning_core.methods.reconstruction import BASES, MODES  # noqa: E402
 from pruning_core.models import resolve_device  # noqa: E402
 from pruning_core.structured.structure import StepRecord  # noqa: E402
 
@@ -46,136 +46,6 @@ BUSY = PENDING_RUN is not None
 if BUSY:
     restore_settings()
 UPLOAD_LIMIT_MB = 20
-
-MODE_HELP = {"lr": "LR, layer-wise: no training; the base method's own result (SparseGPT's update is LR)",
-             "br": "BR, block-wise: train each block towards the dense block applied to the pruned inputs",
-             "gp": "GP, global propagation: train towards the dense model's block output (dense inputs), so "
-                   "upstream error is corrected too",
-             "cr": "CR, cross-block: pairs of adjacent blocks trained jointly towards the dense output of the pair"}
-
-
-def akrp_options() -> dict:
-    """The sidebar knobs of AKRP (robust knowledge-retention pruning)."""
-    return {
-        "lambda0": float(st.number_input(
-            "Ridge λ₀ (× mean diag XᵀX)", 1e-12, 1.0, step=1e-5, format="%.1e", key=kept("lambda0"),
-            help="adaptive rectification: w* = (XᵀX + λ·mean(diag) I)⁻¹ Xᵀ(Y_dense − b) with X the pruned "
-                 "model's inputs; λ starts here and is raised tenfold while a fit on half of the calibration "
-                 "examples reconstructs the other half better")),
-        "percdamp": float(st.number_input(
-            "Dampening (× mean diag H)", 0.0, 0.99, format="%.3f", key=kept("akrp_percdamp"),
-            help="the OBS / SparseGPT solver that prunes the rectified weights: H = XᵀX dampened by this")),
-        "blocksize": int(st.number_input("Block size", 1, 4096, key=kept("akrp_blocksize"),
-                                         help="columns pruned per block by the OBS solver (lazy batched update)")),
-    }
-
-
-def reconstruction_options() -> dict:
-    """The sidebar knobs of reconstruction error minimisation (mask by a base method, then train)."""
-    base = st.selectbox("Mask chosen by", BASES, key=kept("rec_base"),
-                        help="the base method picks every block's mask (sparsegpt also applies its own update); "
-                             "training then only changes the kept weights")
-    mode = st.radio("Reconstruction target", MODES, horizontal=True, key=kept("rec_mode"),
-                    format_func=str.upper, help="  \n".join(MODE_HELP[m] for m in MODES))
-    train = mode != "lr"
-    epochs = st.number_input("Epochs", 1, 1000, key=kept("rec_epochs"), disabled=not train,
-                             help="AdamW passes over the calibration set per block (or pair of blocks)")
-    lr = st.number_input("Learning rate", 1e-7, 0.99, step=1e-5, format="%.1e", key=kept("rec_lr"),
-                         disabled=not train, help="AdamW learning rate (weight decay 0); masks stay fixed")
-    gen = st.number_input("Self-generated texts", 0, 4096, key=kept("rec_selfgen"), disabled=not train,
-                          help="texts generated from the model itself (resampled from the calibration texts), "
-                               "added to the set the weights are trained on; never to the mask choice")
-    if not train:  # LR trains nothing: the training knobs stay at their defaults, so equal runs share a key
-        st.caption(MODE_HELP[mode] + ".")
-        return {"base": base, "mode": mode}
-    st.caption(f"{MODE_HELP[mode]}. Trains for {int(epochs)} epoch{'s' * (epochs != 1)} per block: slower than "
-               "the one-shot methods (10 epochs at 128 calibration texts: about a minute on a CPU).")
-    return {"base": base, "mode": mode, "epochs": int(epochs), "lr": float(lr), "self_generated": int(gen)}
-
-
-def kprune_options() -> dict:
-    """The sidebar knobs of K-prune (knowledge-preserving head and neuron pruning)."""
-    out = {
-        "lam": float(st.number_input(
-            "λ: weight of representational knowledge", 0.0, 1e6, step=1e-4, format="%.2e", key=kept("kp_lam"),
-            help="score = (K_pred + λ K_rep) / FLOPs of the unit; K_pred = squared gradient of the KL to the dense "
-                 "model w.r.t. the unit's mask, K_rep = the energy of the unit's output")),
-        "mu": float(st.number_input("μ: weight of attention heads", 1e-6, 1e6, key=kept("kp_mu"),
-                                    help="heads' scores are multiplied by μ before ranking against neurons")),
-        "temperature": float(st.number_input("Temperature T of the KL", 0.01, 100.0, key=kept("kp_temp"),
-                                             help="soft logits (T = 2 in the paper) for the predictive knowledge")),
-    }
-    tune = st.toggle("Knowledge-preserving tuning", key=kept("kp_tune"),
-                     help="after each sub-layer is pruned, refit its output projection by ridge least squares to "
-                          "the dense sub-layer's output")
-    out["tune"] = bool(tune)
-    if tune:
-        out["damping"] = float(st.number_input("Tuning ridge (× mean diag)", 0.0, 100.0, format="%.3f",
-                                               key=kept("kp_damping"),
-                                               help="ridge of the least-squares refit; 0 = plain normal equations "
-                                                    "(overfits a small calibration set)"))
-    return out
-
-
-def kwon_options() -> dict:
-    """The sidebar knobs of Kwon et al. (Fisher mask search, rearrangement, mask tuning)."""
-    out = {"rearrange": bool(st.toggle("Mask rearrangement", key=kept("kw_rearrange"),
-                                       help="per layer, swap kept and pruned units while the swap lowers the "
-                                            "second-order loss estimate (full Fisher block of the layer)"))}
-    if out["rearrange"]:
-        out["rearrange_steps"] = int(st.number_input("Swaps per layer and unit kind (at most)", 0, 100000,
-                                                     key=kept("kw_steps")))
-    out["rescale"] = bool(st.toggle("Mask tuning (least-squares rescaling)", key=kept("kw_rescale"),
-                                    help="layer by layer, scales of the kept units fitted so each pruned sub-layer's "
-                                         "LayerNorm input matches the dense one; folded into the output projection"))
-    if out["rescale"]:
-        out["damping"] = float(st.number_input("Tuning ridge (× mean diag)", 0.0, 100.0, format="%.3f",
-                                               key=kept("kw_damping"),
-                                               help="ridge of the rescaling towards scale 1"))
-    return out
-
-
-def pat_options() -> dict:
-    """The sidebar knobs of PAT (pruning-aware tuning of hidden channels)."""
-    baseline = st.toggle("Baseline: prune, then LoRA", key=kept("pat_baseline"),
-                         help="instead of PAT: remove the channels with the lowest mean |LayerNorm output| once, "
-                              "before training, then train LoRA only (no sparsification modules, no learned mask)")
-    steps = st.number_input("Training steps", 10, 100000, key=kept("pat_steps"),
-                            help="optimiser steps on the task's labelled training texts; the mask is annealed to "
-                                 "0/1 during the first 70% and frozen for the rest")
-    lr = st.number_input("Learning rate", 1e-7, 0.99, step=1e-4, format="%.1e", key=kept("pat_lr"),
-                         help="AdamW learning rate of LoRA and the sparsification modules (weight decay 0)")
-    rank = st.number_input("LoRA rank", 1, 384, key=kept("pat_rank"),
-                           help="rank of the low-rank update on Q, K, V, attention output, FFN in/out and pooler")
-    out = {"baseline": bool(baseline), "steps": int(steps), "lr": float(lr), "lora_rank": int(rank)}
-    with st.expander("More PAT knobs"):
-        out["batch_size"] = int(st.number_input("Batch size", 1, 4096, key=kept("pat_batch")))
-        out["train_size"] = int(st.number_input("Training texts", 1, 1000000, key=kept("pat_train"),
-                                                help="a seeded sample of the task's training split"))
-        out["lora_alpha"] = float(st.number_input("LoRA α", 1e-3, 1e4, key=kept("pat_alpha"),
-                                                  help="LoRA scaling α / rank"))
-        if not baseline:  # the baseline has no learned mask, no sparsification modules: their knobs stay default
-            out["mask_lr"] = float(st.number_input("Mask learning rate", 1e-7, 0.99, step=1e-3, format="%.1e",
-                                                   key=kept("pat_mask_lr")))
-            out["hsm_rank"] = int(st.number_input("Sparsification-module rank", 1, 384, key=kept("pat_hsm_rank"),
-                                                  help="rank r of x → scale · m · (x + B A x)"))
-            out["identity_weight"] = float(st.number_input("Identity-loss weight", 0.0, 1e4,
-                                                           key=kept("pat_identity"),
-                                                           help="weight of ||A Aᵀ − I||² in the loss"))
-            out["prune_start"] = float(st.number_input("Selection starts at (fraction of steps)", 0.0, 1.0,
-                                                       key=kept("pat_start")))
-            out["decay"] = float(st.number_input("Mask decay (fraction of steps)", 0.001, 1.0, key=kept("pat_decay"),
-                                                 help="a selected channel's mask falls linearly to 0 in this long"))
-            out["prune_end"] = float(st.number_input("Mask frozen at (fraction of steps)", 0.01, 1.0,
-                                                     key=kept("pat_end")))
-    st.caption(("Prune-then-LoRA baseline" if baseline else "PAT") + f": {int(steps)} training steps of batch "
-               f"{out['batch_size']}, a forward and backward pass each: much slower than the one-shot methods "
-               "(kwon takes seconds; 300 steps take minutes on a CPU).")
-    return out
-
-
-STRUCTURED_OPTIONS = {"kprune": kprune_options, "kwon": kwon_options, "pat": pat_options}
-
 
 def budget_label(meaning: str) -> str:
     """'fraction of encoder FLOPs removed' -> 'Encoder FLOPs removed'."""
@@ -258,8 +128,7 @@ def sidebar(where) -> dict:
             sparsity = st.slider(budget_label(meth.budget_meaning), 0.0, 0.9, step=0.05, key=kept("budget"),
                                  help=f"{method}'s budget: the {meth.budget_meaning} (the achieved value is shown "
                                       "after pruning)")
-            st.caption(f"{method} removes whole {'hidden channels' if method == 'pat' else 'heads and FFN neurons'}: "
-                       "a physically smaller model, no pattern to choose")
+            st.caption(f"{method} removes whole {meth.removes}: a physically smaller model, no pattern to choose")
         else:
             extra = [st.session_state["pattern"]] if st.session_state.get("pattern") not in (*PATTERNS, None) else []
             pattern = st.selectbox("Pattern", [*PATTERNS, *extra], key=kept("pattern"),
@@ -274,19 +143,7 @@ def sidebar(where) -> dict:
         seq_len = st.number_input("Calibration sequence length", 8, 512, key=kept("seq_len"))
         eval_size = st.number_input("Evaluation examples (0 = whole test split)", 0, 100000, key=kept("eval"))
         seed = st.number_input("Seed", 0, 2**31 - 1, key=kept("seed"))
-        options = {}
-        if method == "magnitude":
-            options["scope"] = st.radio("Threshold scope", ["layer", "global"], horizontal=True, key=kept("scope"))
-        if method == "sparsegpt":
-            options["blocksize"] = int(st.number_input("Block size", 1, 4096, key=kept("blocksize")))
-            options["percdamp"] = float(st.number_input("Dampening (× mean diag H)", 0.0, 0.99, format="%.3f",
-                                                        key=kept("percdamp")))
-        if method == "akrp":
-            options.update(akrp_options())
-        if method == "reconstruction":
-            options.update(reconstruction_options())
-        if method in STRUCTURED_OPTIONS:
-            options.update(STRUCTURED_OPTIONS[method]())
+        options = method_form(method, values=remembered_options(method))
         c1, c2 = st.columns(2)
         c1.button("Prune", type="primary", width="stretch", key="prune_go",
                   on_click=st.session_state.__setitem__, args=(REQUEST, "go"),

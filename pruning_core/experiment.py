@@ -138,12 +138,13 @@ def prune_copy(cfg: ExperimentConfig, dense_net, tok, on_record: Callable | None
 
     calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
     held = calibration.heldout(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed, exclude=calib.texts)
-    if methods.get(cfg.method).structured:  # whole units removed: a smaller model comes back
+    method = methods.get(cfg.method)
+    if method.structured:  # whole units removed: a smaller model comes back
         from pruning_core.structured import run as structured_run
 
-        return structured_run.prune(cfg, methods.get(cfg.method), dense_net, tok, calib, held, on_record)
+        return structured_run.prune(cfg, method, dense_net, tok, calib, held, on_record)
     extra = None
-    n_gen = cfg.options_dict().get("self_generated", 0)
+    n_gen = method.extra_calibration_texts(method.options(cfg.options_dict()))
     if n_gen:
         texts = selfgen.generate(dense_net, tok, calib.texts, n_gen, cfg.seq_len, cfg.seed,
                                  model_path=models.resolve(cfg.model, cfg.task))

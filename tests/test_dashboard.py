@@ -374,7 +374,8 @@ def one_thread():
 
 
 def test_prune_page_reconstruction_shows_held_out_and_loss(one_thread):
-    at = _prune_with("reconstruction", calib=16, eval=32, rec_base="wanda", rec_mode="gp", rec_epochs=1)
+    at = _prune_with("reconstruction", calib=16, eval=32, reconstruction_base="wanda", reconstruction_mode="gp",
+                     reconstruction_epochs=1)
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     values = {m.label: m.value for m in at.metric}
@@ -394,7 +395,7 @@ def test_prune_page_reconstruction_shows_held_out_and_loss(one_thread):
 
 
 def test_prune_page_akrp_cards(one_thread):
-    at = _prune_with("akrp", calib=16, eval=32, lambda0=1e-3)
+    at = _prune_with("akrp", calib=16, eval=32, akrp_lambda0=1e-3)
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     values = {m.label: m.value for m in at.metric}
@@ -596,7 +597,7 @@ def kwon_app():
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    at = _prune_with("kwon", calib=8, eval=16, budget=0.3, kw_steps=10)
+    at = _prune_with("kwon", calib=8, eval=16, budget=0.3, kwon_rearrange_steps=10)
     yield at
     torch.set_num_threads(before)
 
@@ -725,13 +726,14 @@ def test_prune_page_pat_sidebar_and_live_loss():
     at.selectbox(key="method").set_value("pat")
     at.run()
     assert at.slider(key="budget").label == "Hidden channels removed"
-    assert {"pat_steps", "pat_lr", "pat_rank", "pat_mask_lr", "pat_end"} <= {w.key for w in at.number_input}
+    assert {"pat_steps", "pat_lr", "pat_lora_rank", "pat_mask_lr", "pat_prune_end"} <= {w.key
+                                                                                  for w in at.number_input}
     at.toggle(key="pat_baseline").set_value(True)
     at.run()
     keys = {w.key for w in at.number_input}
-    assert {"pat_steps", "pat_lr", "pat_rank"} <= keys and not {"pat_mask_lr", "pat_end"} & keys
+    assert {"pat_steps", "pat_lr", "pat_lora_rank"} <= keys and not {"pat_mask_lr", "pat_prune_end"} & keys
     at.toggle(key="pat_baseline").set_value(False)
-    for key, value in dict(calib=8, eval=16, budget=0.25, pat_steps=10, pat_batch=2, pat_train=8).items():
+    for key, value in dict(calib=8, eval=16, budget=0.25, pat_steps=10, pat_batch_size=2, pat_train_size=8).items():
         _widget(at, key).set_value(value)
     before = torch.get_num_threads()
     torch.set_num_threads(1)

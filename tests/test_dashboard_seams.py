@@ -50,7 +50,7 @@ def _texts(at) -> str:
 
 def test_navigation_keeps_the_prune_settings():
     at = _app()
-    _set(at, method="akrp", lambda0=1e-3, sparsity=0.7, task="bbc_news", seed=3, calib=16, model="default ")
+    _set(at, method="akrp", akrp_lambda0=1e-3, sparsity=0.7, task="bbc_news", seed=3, calib=16, model="default ")
     for page in ("learn_page.py", "experiments_page.py"):
         at.switch_page(page)
         at.run()
@@ -59,14 +59,14 @@ def test_navigation_keeps_the_prune_settings():
         at.run()
         assert not at.exception, at.exception
         assert at.selectbox(key="method").value == "akrp", page
-        assert at.number_input(key="lambda0").value == pytest.approx(1e-3)
+        assert at.number_input(key="akrp_lambda0").value == pytest.approx(1e-3)
         assert at.slider(key="sparsity").value == pytest.approx(0.7)
         assert at.selectbox(key="task").value == "bbc_news"
         assert (at.number_input(key="seed").value, at.number_input(key="calib").value) == (3, 16)
         assert at.text_input(key="model").value == "default "
     _set(at, method="sparsegpt")  # another method's knobs, then back: akrp's knob is remembered too
     _set(at, method="akrp")
-    assert at.number_input(key="lambda0").value == pytest.approx(1e-3)
+    assert at.number_input(key="akrp_lambda0").value == pytest.approx(1e-3)
 
 
 def test_a_prune_locks_the_sidebar_and_a_stopped_one_is_reported_not_restarted(monkeypatch):
@@ -157,7 +157,7 @@ def test_open_in_prune_sets_the_sidebar_to_the_run():
     get_store().save(_stored_run(key, task="bbc_news", method="sparsegpt", sparsity=0.65, calib_size=32, seq_len=48,
                                  seed=7, eval_size=100, options={"blocksize": 64, "percdamp": 0.05}))
     at = _app()
-    _set(at, method="magnitude", scope="global", sparsity=0.2)  # a different config in the sidebar
+    _set(at, method="magnitude", magnitude_scope="global", sparsity=0.2)  # a different config in the sidebar
     at.switch_page("experiments_page.py")
     at.run()
     at.selectbox(key="pick_run").set_value(key)
@@ -167,10 +167,12 @@ def test_open_in_prune_sets_the_sidebar_to_the_run():
     assert not at.exception, at.exception
     assert at.session_state["run_key"] == key
     got = {k: _widget(at, k).value for k in ("model", "task_source", "task", "method", "pattern", "sparsity", "calib",
-                                             "seq_len", "eval", "seed", "blocksize", "percdamp")}
+                                             "seq_len", "eval", "seed", "sparsegpt_blocksize",
+                                             "sparsegpt_percdamp")}
     assert got == {"model": "default", "task_source": "name", "task": "bbc_news", "method": "sparsegpt",
                    "pattern": "unstructured", "sparsity": pytest.approx(0.65), "calib": 32, "seq_len": 48,
-                   "eval": 100, "seed": 7, "blocksize": 64, "percdamp": pytest.approx(0.05)}
+                   "eval": 100, "seed": 7, "sparsegpt_blocksize": 64,
+                   "sparsegpt_percdamp": pytest.approx(0.05)}
     assert any(s.value.startswith("sparsegpt · unstructured · 65% on bbc_news") for s in at.subheader)
     assert not any("differs" in i.value for i in at.info)  # what is shown is what the sidebar says
 
@@ -184,7 +186,8 @@ def test_settings_from_config_structured_and_clamped():
                                                                "damping": 0.2, "rearrange_steps": 7}})
     assert got == {"model": "org/model", "method": "kwon", "task_source": "path", "task_path": "/data/t.csv",
                    "calib": LIMITS["calib"][1], "seq_len": 32, "seed": 1, "eval": 0, "budget": 0.3,
-                   "kw_rearrange": False, "kw_steps": 7, "kw_rescale": True, "kw_damping": 0.2}
+                   "kwon_rearrange": False, "kwon_rearrange_steps": 7, "kwon_rescale": True,
+                   "kwon_damping": 0.2}
     nm = settings_from_config({"method": "wanda", "task": "glue/sst2", "pattern": "2:4", "sparsity": 0.5})
     assert nm["pattern"] == "2:4" and "sparsity" not in nm and nm["task"] == "glue/sst2"
 

@@ -29,22 +29,23 @@ from dataclasses import dataclass
 import torch
 
 from pruning_core.errors import PrunescopeError
-from pruning_core.methods.sparsegpt import SparseGPT
+from pruning_core.methods.base import knob
+from pruning_core.methods.sparsegpt import BLOCKSIZE_HELP, SparseGPT
 
 MAX_RAISES = 12  # lambda0 * 10^12 at most: beyond that the inputs carry no usable information
 
 
 @dataclass(frozen=True)
 class AKRPOptions:
-    lambda0: float = 1e-4
-    blocksize: int = 128
-    percdamp: float = 0.01
-
-    def check(self) -> None:
-        if not self.lambda0 > 0:
-            raise PrunescopeError(f"akrp needs lambda0 > 0; got {self.lambda0}")
-        if self.blocksize < 1 or not 0 < self.percdamp < 1:
-            raise PrunescopeError("akrp needs blocksize >= 1 and 0 < percdamp < 1")
+    lambda0: float = knob(1e-4, "Ridge λ₀ (× mean diag XᵀX)",
+                          "adaptive rectification: w* = (XᵀX + λ·mean(diag) I)⁻¹ Xᵀ(Y_dense − b) with X the pruned "
+                          "model's inputs; λ starts here and is raised tenfold while a fit on half of the calibration "
+                          "examples reconstructs the other half better", gt=0, ui_min=1e-12, ui_max=1.0, step=1e-5,
+                          format="%.1e")
+    blocksize: int = knob(128, "Block size", BLOCKSIZE_HELP, ge=1, ui_max=4096)
+    percdamp: float = knob(0.01, "Dampening (× mean diag H)",
+                           "the OBS / SparseGPT solver that prunes the rectified weights: H = XᵀX dampened by this",
+                           gt=0, lt=1, ui_min=0.0, ui_max=0.99, format="%.3f")
 
 
 def rectify(gram: torch.Tensor, cross: torch.Tensor, lambda0: float = 1e-4) -> tuple[torch.Tensor, float]:
@@ -92,6 +93,7 @@ class AKRP(SparseGPT):
     name = "akrp"
     paper = "Li et al. 2023, Towards Robust Pruning: An Adaptive Knowledge-Retention Pruning Strategy for LMs"
     Options = AKRPOptions
+    colour = "#B279A2"
     sequential = True
 
     def prune_group(self, weights, gram, sparsity, pattern, options, context, targets=None):

@@ -32,23 +32,28 @@ import torch
 import torch.nn.functional as F
 
 from pruning_core.arch import arch_of
-from pruning_core.errors import PrunescopeError
-from pruning_core.methods.base import StructuredMethod
+from pruning_core.methods.base import StructuredMethod, knob
 from pruning_core.structured.structure import StepRecord, Structure, head_flops, neuron_flops
 from pruning_core.structured.units import UnitMasks, dense_targets, masked, sublayer_inputs
 
 
 @dataclass(frozen=True)
 class KPruneOptions:
-    lam: float = 2.5e-4  # weight of representational knowledge
-    mu: float = 64.0  # weight of attention heads' scores
-    temperature: float = 2.0
-    tune: bool = True  # knowledge-preserving weight tuning of each sub-layer's output projection
-    damping: float = 0.1  # ridge of the tuning, times mean(diag); see the module docstring
-
-    def check(self) -> None:
-        if self.lam < 0 or self.mu <= 0 or self.temperature <= 0 or self.damping < 0:
-            raise PrunescopeError("kprune needs lam >= 0, mu > 0, temperature > 0, damping >= 0")
+    lam: float = knob(2.5e-4, "λ: weight of representational knowledge",
+                      "score = (K_pred + λ K_rep) / FLOPs of the unit; K_pred = squared gradient of the KL to the "
+                      "dense model w.r.t. the unit's mask, K_rep = the energy of the unit's output",
+                      ge=0, ui_max=1e6, step=1e-4, format="%.2e")
+    mu: float = knob(64.0, "μ: weight of attention heads",
+                     "heads' scores are multiplied by μ before ranking against neurons", gt=0, ui_min=1e-6, ui_max=1e6)
+    temperature: float = knob(2.0, "Temperature T of the KL",
+                              "soft logits (T = 2 in the paper) for the predictive knowledge",
+                              gt=0, ui_min=0.01, ui_max=100.0)
+    tune: bool = knob(True, "Knowledge-preserving tuning",
+                      "after each sub-layer is pruned, refit its output projection by ridge least squares to the "
+                      "dense sub-layer's output")
+    damping: float = knob(0.1, "Tuning ridge (× mean diag)",  # see the module docstring
+                          "ridge of the least-squares refit; 0 = plain normal equations (overfits a small "
+                          "calibration set)", ge=0, ui_max=100.0, format="%.3f", shown_when={"tune": True})
 
 
 def measure_knowledge(model, masks: UnitMasks, batches, dense_logits, temperature: float):
@@ -160,6 +165,7 @@ class KPrune(StructuredMethod):
     name = "kprune"
     paper = "Park et al., Accurate Retraining-free Pruning for Pretrained Encoder-based Language Models (ICLR 2024)"
     Options = KPruneOptions
+    colour = "#17BECF"
 
     def prune_structured(self, ctx):
         model, opts = ctx.model, ctx.options

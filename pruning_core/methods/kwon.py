@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from pruning_core.arch import arch_of
 from pruning_core.errors import PrunescopeError
-from pruning_core.methods.base import StructuredMethod
+from pruning_core.methods.base import StructuredMethod, knob
 from pruning_core.structured.structure import StepRecord, Structure, head_flops, neuron_flops
 from pruning_core.structured.units import UnitMasks, dense_targets, masked, sublayer_inputs
 
@@ -55,14 +55,16 @@ SCALE_RANGE = 10.0  # |scale| bound of the mask tuning, as in the paper
 
 @dataclass(frozen=True)
 class KwonOptions:
-    rearrange: bool = True
-    rescale: bool = True
-    damping: float = 1e-2
-    rearrange_steps: int = 100  # swaps per layer and unit kind at most
-
-    def check(self) -> None:
-        if self.damping < 0 or self.rearrange_steps < 0:
-            raise PrunescopeError("kwon needs damping >= 0 and rearrange_steps >= 0")
+    rearrange: bool = knob(True, "Mask rearrangement",
+                           "per layer, swap kept and pruned units while the swap lowers the second-order loss "
+                           "estimate (full Fisher block of the layer)")
+    rearrange_steps: int = knob(100, "Swaps per layer and unit kind (at most)", ge=0, ui_max=100_000,
+                                shown_when={"rearrange": True})
+    rescale: bool = knob(True, "Mask tuning (least-squares rescaling)",
+                         "layer by layer, scales of the kept units fitted so each pruned sub-layer's LayerNorm "
+                         "input matches the dense one; folded into the output projection")
+    damping: float = knob(1e-2, "Tuning ridge (× mean diag)", "ridge of the rescaling towards scale 1",
+                          ge=0, ui_max=100.0, format="%.3f", shown_when={"rescale": True})
 
 
 # -- 1. Fisher information -------------------------------------------------------------------------
@@ -347,6 +349,7 @@ class Kwon(StructuredMethod):
     name = "kwon"
     paper = "Kwon et al., A Fast Post-Training Pruning Framework for Transformers (NeurIPS 2022)"
     Options = KwonOptions
+    colour = "#BCBD22"
 
     def prune_structured(self, ctx):
         model, opts = ctx.model, ctx.options

@@ -14,22 +14,21 @@ import torch
 
 from pruning_core import masks
 from pruning_core.errors import PrunescopeError
-from pruning_core.methods.base import Method
+from pruning_core.methods.base import Method, knob
 
 
 @dataclass(frozen=True)
 class MagnitudeOptions:
-    scope: str = "layer"  # layer | global
-
-    def check(self) -> None:
-        if self.scope not in ("layer", "global"):
-            raise PrunescopeError(f"magnitude scope must be layer or global; got '{self.scope}'")
+    scope: str = knob("layer", "Threshold scope", "layer: each matrix loses its own smallest |w|; global: one "
+                      "threshold over all encoder linears, so the sparsity varies per module (unstructured only)",
+                      choices=("layer", "global"), widget="radio")
 
 
 class Magnitude(Method):
     name = "magnitude"
     paper = "Han et al. 2015, Learning both Weights and Connections for Efficient Neural Networks"
     Options = MagnitudeOptions
+    colour = "#4C78A8"
 
     def check_pattern(self, pattern, options) -> None:
         if pattern.is_nm and options.scope == "global":

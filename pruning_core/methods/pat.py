@@ -68,37 +68,48 @@ from torch import nn
 
 from pruning_core.arch import arch_of
 from pruning_core.errors import PrunescopeError
-from pruning_core.methods.base import StructuredMethod
+from pruning_core.methods.base import StructuredMethod, knob
 from pruning_core.records import StepRecord
 from pruning_core.structured.structure import Structure
 
 
+LEARNED_MASK = {"baseline": False}  # the baseline has no learned mask or sparsification modules
+
+
 @dataclass(frozen=True)
 class PATOptions:
-    steps: int = 300
-    batch_size: int = 16
-    lr: float = 1e-3  # LoRA and HSM
-    mask_lr: float = 1e-2
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    hsm_rank: int = 8
-    identity_weight: float = 1.0
-    prune_start: float = 0.1  # fraction of steps before channels are selected
-    decay: float = 0.1  # fraction of steps a selected channel's mask takes to fall to 0
-    prune_end: float = 0.7  # fraction of steps after which the mask is frozen at 0/1
-    train_size: int = 2000
-    baseline: bool = False  # prune-then-LoRA: fixed mask by activation magnitude, LoRA only
+    baseline: bool = knob(False, "Baseline: prune, then LoRA",  # fixed mask by activation magnitude, LoRA only
+                          "instead of PAT: remove the channels with the lowest mean |LayerNorm output| once, before "
+                          "training, then train LoRA only (no sparsification modules, no learned mask)")
+    steps: int = knob(300, "Training steps",
+                      "optimiser steps on the task's labelled training texts; the mask is annealed to 0/1 during "
+                      "the first 70% and frozen for the rest", ge=10, ui_max=100_000)
+    lr: float = knob(1e-3, "Learning rate", "AdamW learning rate of LoRA and the sparsification modules (weight "
+                     "decay 0)", gt=0, lt=1, ui_min=1e-7, ui_max=0.99, step=1e-4, format="%.1e")
+    lora_rank: int = knob(8, "LoRA rank", "rank of the low-rank update on Q, K, V, attention output, FFN in/out "
+                          "and pooler", ge=1, ui_max=384)
+    batch_size: int = knob(16, "Batch size", ge=1, ui_max=4096, more=True)
+    train_size: int = knob(2000, "Training texts", "a seeded sample of the task's training split", ge=1, more=True)
+    lora_alpha: float = knob(16.0, "LoRA α", "LoRA scaling α / rank", gt=0, ui_min=1e-3, ui_max=1e4, more=True)
+    mask_lr: float = knob(1e-2, "Mask learning rate", gt=0, lt=1, ui_min=1e-7, ui_max=0.99, step=1e-3,
+                          format="%.1e", more=True, shown_when=LEARNED_MASK)
+    hsm_rank: int = knob(8, "Sparsification-module rank", "rank r of x → scale · m · (x + B A x)", ge=1,
+                         ui_max=384, more=True, shown_when=LEARNED_MASK)
+    identity_weight: float = knob(1.0, "Identity-loss weight", "weight of ||A Aᵀ − I||² in the loss", ge=0,
+                                  ui_max=1e4, more=True, shown_when=LEARNED_MASK)
+    prune_start: float = knob(0.1, "Selection starts at (fraction of steps)", "steps before channels are selected",
+                              ge=0, ui_max=1.0, more=True, shown_when=LEARNED_MASK)
+    decay: float = knob(0.1, "Mask decay (fraction of steps)",
+                        "a selected channel's mask falls linearly to 0 in this long", gt=0, ui_min=0.001,
+                        ui_max=1.0, more=True, shown_when=LEARNED_MASK)
+    prune_end: float = knob(0.7, "Mask frozen at (fraction of steps)", "the mask is frozen at 0/1 after this",
+                            gt=0, le=1, ui_min=0.01, more=True, shown_when=LEARNED_MASK)
 
     def check(self) -> None:
-        if self.steps < 10 or self.batch_size < 1 or self.train_size < 1:
-            raise PrunescopeError("pat needs steps >= 10, batch_size >= 1 and train_size >= 1")
-        for name in ("lr", "mask_lr"):
-            if not 0 < getattr(self, name) < 1:
-                raise PrunescopeError(f"pat needs learning rates in (0, 1); got {name}={getattr(self, name)}")
-        if self.lora_rank < 1 or self.hsm_rank < 1 or self.lora_alpha <= 0 or self.identity_weight < 0:
-            raise PrunescopeError("pat needs lora_rank >= 1, hsm_rank >= 1, lora_alpha > 0, identity_weight >= 0")
-        if not (0 <= self.prune_start and 0 < self.decay and self.prune_start + self.decay < self.prune_end <= 1):
-            raise PrunescopeError("pat needs 0 <= prune_start, 0 < decay and prune_start + decay < prune_end <= 1")
+        """The schedule's order, which one field's bounds cannot say."""
+        if not self.prune_start + self.decay < self.prune_end:
+            raise PrunescopeError(f"pat needs prune_start + decay < prune_end; got {self.prune_start:g} + "
+                                  f"{self.decay:g} >= {self.prune_end:g}")
 
 
 @dataclass(frozen=True)
@@ -390,6 +401,13 @@ class PAT(StructuredMethod):
     name = "pat"
     paper = "Liu et al., PAT: Pruning-Aware Tuning for Large Language Models (AAAI 2025)"
     Options = PATOptions
+    colour = "#843C39"
+    removes = "hidden channels"
+
+    def note(self, options) -> str:
+        return (("Prune-then-LoRA baseline" if options.baseline else "PAT") + f": {options.steps} training steps "
+                f"of batch {options.batch_size}, a forward and backward pass each: much slower than the one-shot "
+                "methods (kwon takes seconds; 300 steps take minutes on a CPU).")
     budget_meaning = "fraction of hidden channels removed"
     # Hidden channels are sliced out physically into a PrunedBertForSequenceClassification: BERT only.
     families = ("bert",)

@@ -21,17 +21,18 @@ import torch
 
 from pruning_core.errors import PrunescopeError
 from pruning_core.masks import Pattern
-from pruning_core.methods.base import Method
+from pruning_core.methods.base import Method, knob
+
+
+BLOCKSIZE_HELP = "columns pruned per block by the OBS solver (lazy batched update)"
 
 
 @dataclass(frozen=True)
 class SparseGPTOptions:
-    blocksize: int = 128
-    percdamp: float = 0.01
-
-    def check(self) -> None:
-        if self.blocksize < 1 or not 0 < self.percdamp < 1:
-            raise PrunescopeError("sparsegpt needs blocksize >= 1 and 0 < percdamp < 1")
+    blocksize: int = knob(128, "Block size", BLOCKSIZE_HELP, ge=1, ui_max=4096)
+    percdamp: float = knob(0.01, "Dampening (× mean diag H)",
+                           "H = XᵀX over the calibration tokens, dampened by this times its mean diagonal",
+                           gt=0, lt=1, ui_min=0.0, ui_max=0.99, format="%.3f")
 
 
 def inverse_hessian_factor(gram: torch.Tensor, percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,6 +97,7 @@ class SparseGPT(Method):
     name = "sparsegpt"
     paper = "Frantar & Alistarh 2023, SparseGPT: Massive Language Models Can Be Accurately Pruned in One-Shot"
     Options = SparseGPTOptions
+    colour = "#54A24B"
 
     def check_pattern(self, pattern, options) -> None:
         if pattern.is_nm and options.blocksize % pattern.m:

@@ -20,6 +20,7 @@ def wanda_scores(weight, gram):
 class Wanda(Method):
     name = "wanda"
     paper = "Sun et al. 2024, A Simple and Effective Pruning Approach for Large Language Models"
+    colour = "#F58518"
 
     def prune_group(self, weights, gram, sparsity, pattern, options, context, targets=None):
         out = {}
