@@ -65,18 +65,17 @@ def _number(x) -> str:
     return f"{x:g}"
 
 
-def range_text(meta) -> str | None:
-    """'>= 1', '> 0', 'in (0, 1)', 'in [0, 1]': the bounds of a knob as the error message says them."""
-    lo, hi = ("ge", "gt"), ("le", "lt")
-    low = next(((k, meta[k]) for k in lo if k in meta), None)
-    high = next(((k, meta[k]) for k in hi if k in meta), None)
+def range_text(name: str, meta) -> str | None:
+    """'blocksize >= 1', '0 < percdamp < 1', 'prune_end <= 1': a knob's bounds as the error message says them."""
+    low = next(((k, meta[k]) for k in ("ge", "gt") if k in meta), None)
+    high = next(((k, meta[k]) for k in ("le", "lt") if k in meta), None)
     if low and high:
-        return (f"in {'[' if low[0] == 'ge' else '('}{_number(low[1])}, "
-                f"{_number(high[1])}{']' if high[0] == 'le' else ')'}")
+        return (f"{_number(low[1])} {'<=' if low[0] == 'ge' else '<'} {name} "
+                f"{'<=' if high[0] == 'le' else '<'} {_number(high[1])}")
     if low:
-        return f"{'>=' if low[0] == 'ge' else '>'} {_number(low[1])}"
+        return f"{name} {'>=' if low[0] == 'ge' else '>'} {_number(low[1])}"
     if high:
-        return f"{'<=' if high[0] == 'le' else '<'} {_number(high[1])}"
+        return f"{name} {'<=' if high[0] == 'le' else '<'} {_number(high[1])}"
     return None
 
 
@@ -147,7 +146,7 @@ class Method:
             if allowed and value not in allowed:
                 raise PrunescopeError(f"{self.name} {name} must be {_either(allowed)}; got {_show(value)}")
             if want in (int, float) and not in_range(meta, value):
-                raise PrunescopeError(f"{self.name} {name} must be {range_text(meta)}; got {_show(value)}")
+                raise PrunescopeError(f"{self.name} needs {range_text(name, meta)}; got {_show(value)}")
             values[name] = value
         opts = self.Options(**values)
         check = getattr(opts, "check", None)
