@@ -86,3 +86,19 @@ def shipped():
     from pruning_core.experiment import load_dense
 
     return load_dense("default", "rotten_tomatoes", "cpu")
+
+
+def calib_logits(model, calib, masks=None):
+    """Logits on every calibration batch, with unit `masks` applied (pruning_core.structured.units.masked)
+    when given."""
+    from pruning_core.structured.units import masked
+
+    out = []
+    with torch.no_grad():
+        for ids, mask in calib.batches:
+            if masks is None:
+                out.append(model(input_ids=ids, attention_mask=mask).logits)
+            else:
+                with masked(model, masks):
+                    out.append(model(input_ids=ids, attention_mask=mask).logits)
+    return torch.cat(out)

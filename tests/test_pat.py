@@ -9,29 +9,18 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TEXTS, tiny_model
+from conftest import calib_logits as logits
 from pruning_core.methods.pat import HSM, PAT, Adapters, Schedule
 from pruning_core.structured.run import StructuredContext
 from pruning_core.structured.shrink import remove
 from pruning_core.structured.structure import Structure
-from pruning_core.structured.units import UnitMasks, masked
+from pruning_core.structured.units import UnitMasks
 
 LABEL = dict(zip(TEXTS[:8], [1, 0, 1, 0, 1, 0, 1, 0]))  # TEXTS: positive, negative, ... (8 texts, 4 times)
 
 
 def labels_of(calib):
     return torch.tensor([LABEL[t] for t in calib.texts])  # calibration order (length-sorted)
-
-
-def logits(model, calib, masks=None):
-    out = []
-    with torch.no_grad():
-        for ids, mask in calib.batches:
-            if masks is None:
-                out.append(model(input_ids=ids, attention_mask=mask).logits)
-            else:
-                with masked(model, masks):
-                    out.append(model(input_ids=ids, attention_mask=mask).logits)
-    return torch.cat(out)
 
 
 def hidden_masks(model, hidden):

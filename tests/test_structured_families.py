@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from conftest import TEXTS, tiny_model
+from conftest import calib_logits as _logits
 from pruning_core import methods
 from pruning_core.arch import arch_of
 from pruning_core.errors import PrunescopeError
@@ -18,21 +19,9 @@ from pruning_core.methods.pat import PAT
 from pruning_core.structured import run
 from pruning_core.structured.shrink import check_supported, remove, structure_of
 from pruning_core.structured.structure import Structure, head_flops
-from pruning_core.structured.units import UnitMasks, masked
+from pruning_core.structured.units import UnitMasks
 
 FAMILIES = ["bert", "roberta", "distilbert"]
-
-
-def _logits(model, calib, masks=None):
-    out = []
-    with torch.no_grad():
-        for ids, mask in calib.batches:
-            if masks is None:
-                out.append(model(input_ids=ids, attention_mask=mask).logits)
-            else:
-                with masked(model, masks):
-                    out.append(model(input_ids=ids, attention_mask=mask).logits)
-    return torch.cat(out)
 
 
 def _random_structure(model, seed: int = 1) -> Structure:
