@@ -28,5 +28,5 @@ def run(args) -> int:
         opts = ", ".join(f"{f.name}={f.default}" for f in fields(cls.Options)) or "no options"
         print(f"  {name:16s} {cls.paper} [{opts}]")
     print("patterns:")
-    print("  " + ", ".join(masks.PATTERNS) + " (any N:M with N < M)")
+    print("  " + ", ".join(masks.PATTERNS) + f" (any N:M with 0 < N < M <= {masks.MAX_M}); structured (kprune, kwon, pat)")
     return 0
