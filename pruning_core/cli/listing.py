@@ -28,5 +28,6 @@ def run(args) -> int:
         opts = ", ".join(f"{f.name}={f.default}" for f in fields(cls.Options)) or "no options"
         print(f"  {name:16s} {cls.paper} [{opts}]")
     print("patterns:")
-    print("  " + ", ".join(masks.PATTERNS) + f" (any N:M with 0 < N < M <= {masks.MAX_M}); structured (kprune, kwon, pat)")
+    print("  " + ", ".join(masks.PATTERNS) + f" (any N:M with 0 < N < M <= {masks.MAX_M}); structured ("
+          + ", ".join(n for n, m in methods.METHODS.items() if m.structured) + ")")
     return 0
