@@ -1,7 +1,7 @@
 """Evaluation: logits, accuracy, and feature-space distances to the dense model.
 
 Robustness under TextAttack attacks lives in its own module (a later issue); the measures here use
-DESIGN.md's names: clean accuracy, [CLS]-representation error, KL(dense || pruned) logits.
+README's Measures names: clean accuracy, [CLS]-representation error, KL(dense || pruned) logits.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Measures, with DESIGN.md's names: achieved sparsity, local reconstruction error, cumulative error,
+"""Measures, named as in README's Measures section: achieved sparsity, local reconstruction error, cumulative error,
 [CLS]-representation error, logits KL, accuracy."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Stored results as flat tables (one row per run) for export: CSV, Parquet, JSON.
 
 `runs_table` is what `prunescope results` prints and writes, and what the dashboard's download offers:
-the config of each run, its headline measures (DESIGN names), its cost, and the measures of every
+the config of each run, its headline measures (README's Measures names), its cost, and the measures of every
 finished attack on its pruned model (and on its dense model), one column group per recipe.
 """
 

@@ -1,4 +1,4 @@
-"""Robustness measures from per-example attack records (DESIGN.md's names).
+"""Robustness measures from per-example attack records (the names of README's Measures section).
 
 Each record has `result` in {successful, failed, skipped} (skipped: the model was already wrong on the
 clean text, so there was nothing to attack), `queries`, `words` (words in the original text) and
