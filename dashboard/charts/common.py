@@ -1,0 +1,74 @@
+"""Shared pieces of the charts: colours (methods, module kinds, calibration vs held-out), array helpers."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import plotly.graph_objects as go
+
+from pruning_core import methods
+
+
+KIND_COLORS = {"q": "#4C78A8", "k": "#72B7B2", "v": "#54A24B", "attn_out": "#EECA3B",
+               "ffn_in": "#F58518", "ffn_out": "#E45756"}
+CALIB_COLOR = "#1f77b4"
+HELDOUT_COLOR = "#d62728"
+
+
+def _sequential(n: int) -> list[str]:
+    """`n` colours from light to dark blue (shallow to deep blocks)."""
+    from plotly.colors import sample_colorscale
+
+    return sample_colorscale("Blues", [0.35 + 0.65 * i / max(n - 1, 1) for i in range(n)]) if n else []
+
+
+# each method declares its colour (pruning_core.methods: Method.colour); the registered ones at import
+METHOD_COLORS = {name: cls.colour for name, cls in methods.METHODS.items() if cls.colour}
+OTHER_COLORS = ("#9D755D", "#72B7B2", "#FF9DA6", "#BAB0AC", "#EECA3B")  # methods without a colour of their own
+DENSE_COLOR = "#7f7f7f"
+PATTERN_SYMBOLS = {"unstructured": "circle", "2:4": "diamond", "4:8": "square"}
+KEEP_SCALE = [[0.0, "#f2f2f2"], [1.0, "#1f4e79"]]
+
+
+def _array(x) -> np.ndarray:
+    """A numpy array from a torch tensor, numpy array or nested list."""
+    if hasattr(x, "detach"):  # a torch tensor (half precision converted: numpy lacks bfloat16)
+        x = x.detach().cpu()
+        x = (x.float() if x.dtype.is_floating_point and x.element_size() < 4 else x).numpy()
+    return np.asarray(x)
+
+
+def _mask_array(mask) -> np.ndarray:
+    m = _array(mask)
+    if m.ndim != 2:
+        raise ValueError(f"a mask is 2-D (rows x cols); got shape {m.shape}")
+    return m.astype(np.float64)
+
+
+def _own_colour(name: str) -> str | None:
+    cls = methods.METHODS.get(name)
+    return cls.colour if cls is not None else None
+
+
+def method_colors(names: Iterable[str]) -> dict[str, str]:
+    """One colour per method, the same in every chart: the method's own (`Method.colour`), then OTHER_COLORS
+    in name order for methods without one ('dense' is gray)."""
+    names = sorted(set(names))
+    others = [n for n in names if not _own_colour(n) and n != "dense"]
+    out = {n: OTHER_COLORS[others.index(n) % len(OTHER_COLORS)] for n in others}
+    out.update({n: _own_colour(n) for n in names if _own_colour(n)})
+    if "dense" in names:
+        out["dense"] = DENSE_COLOR
+    return out
+
+
+def _keep_grid(z: np.ndarray, ys: list[str], title: str, x_title: str, help_: str, gaps: bool) -> go.Figure:
+    z = np.asarray(z, dtype=np.float64)
+    state = np.where(z > 0, "kept", "pruned")
+    fig = go.Figure(go.Heatmap(z=z, x=np.arange(z.shape[1]), y=ys, zmin=0, zmax=1, colorscale=KEEP_SCALE,
+                               showscale=False, customdata=state, xgap=1 if gaps else 0, ygap=1 if gaps else 2,
+                               hovertemplate=f"%{{y}}, {x_title} %{{x}}: %{{customdata}}<extra>{help_}</extra>"))
+    fig.update_layout(title=title, xaxis_title=x_title, margin=dict(t=50, b=30))
+    fig.update_yaxes(autorange="reversed")
+    return fig
