@@ -124,14 +124,20 @@ def check_model_type(model_type, name: str) -> None:
                               f"handles {', '.join(ENCODER_TYPES)} encoders")
 
 
-def check(model: str, task: str, fresh_head: bool = False, task_labels: int | None = None) -> None:
+def config_labels(config: dict) -> int | None:
+    """How many classes a config.json says (id2label, else num_labels; None when it says neither)."""
+    return len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels")
+
+
+def check(model: str, task: str, fresh_head: bool = False, task_labels: int | None = None) -> dict | None:
     """Cheap checks before anything is loaded: shipped model present, a local folder with a supported
     config and a sound weights file (a safetensors header is read: corrupt files, a classifier whose
-    size differs from config.json, a missing head), or a well-formed hub id."""
+    size differs from config.json, a missing head), or a well-formed hub id. Returns a local folder's
+    config.json (None for a hub id)."""
     name = resolve(model, task)
     path = Path(name).expanduser()
     if not is_local(name):
-        return
+        return None
     if not path.exists():
         raise PrunescopeError(f"model folder '{name}' does not exist (and '{name}' is no hub id)")
     if not path.is_dir():
@@ -139,7 +145,7 @@ def check(model: str, task: str, fresh_head: bool = False, task_labels: int | No
     config = read_config(path)
     if not any((path / w).is_file() for w in WEIGHT_FILES):
         raise PrunescopeError(f"model folder '{name}' has no weights ({' or '.join(WEIGHT_FILES[::2])})")
-    labels = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels", 2)
+    labels = config_labels(config) or 2  # transformers' own default
     if task_labels is not None and labels != task_labels and not fresh_head:
         raise PrunescopeError(f"the model predicts {labels} classes but task '{task}' has {task_labels}; pick a "
                               "model fine-tuned for this task")
@@ -164,6 +170,7 @@ def check(model: str, task: str, fresh_head: bool = False, task_labels: int | No
         if out and out[0] != labels:
             raise PrunescopeError(f"the config.json of '{name}' names {labels} labels but its classifier has "
                                   f"{out[0]} outputs; fix num_labels / id2label in config.json")
+    return config
 
 
 def safetensors_shapes(file: Path) -> dict[str, list[int]]:
@@ -218,12 +225,12 @@ def load(model: str, task: str, device: str | torch.device = "cpu", fresh_head: 
     head starts from seeded random weights (encoder errors are meaningful, accuracy is chance)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    check(model, task, fresh_head)
+    local_config = check(model, task, fresh_head)  # None for a hub id
     name = resolve(model, task)
     local = is_local(name)
     path = str(Path(name).expanduser()) if local else name
     offline = local or not hub.online()
-    pruned = local and read_config(Path(path)).get("model_type") == PRUNED_TYPE
+    pruned = local and local_config.get("model_type") == PRUNED_TYPE
     try:
         if pruned:  # prunescope's own structured export: our class, never the folder's code
             from pruning_core.structured.modeling_pruned_bert import PrunedBertConfig as config_cls

@@ -38,9 +38,9 @@ NAME_MAX = 255  # bytes in one path component on the file systems prunescope wri
 PATH_MAX = 4096  # bytes in a whole path
 
 
-def check_output_file(path: Path, what: str = "output file") -> Path:
-    """Fail now, before any work, if `path` cannot receive a file: a folder, a device or FIFO, a
-    missing or read-only folder, a name over the file system's limit."""
+def _sound_name(path: Path, what: str) -> Path:
+    """`path` with ~ expanded, if the file system could hold it at all: no NUL, names and whole path
+    within the limits."""
     if "\x00" in str(path):
         raise PrunescopeError(f"{what} contains a NUL character")
     path = Path(path).expanduser()
@@ -48,6 +48,13 @@ def check_output_file(path: Path, what: str = "output file") -> Path:
         raise PrunescopeError(f"{what} is longer than the file system's limit of {PATH_MAX} bytes")
     if any(len(part.encode()) > NAME_MAX for part in path.parts):
         raise PrunescopeError(f"{what} '{str(path)[:60]}...' has a name longer than {NAME_MAX} bytes")
+    return path
+
+
+def check_output_file(path: Path, what: str = "output file") -> Path:
+    """Fail now, before any work, if `path` cannot receive a file: a folder, a device or FIFO, a
+    missing or read-only folder, a name over the file system's limit."""
+    path = _sound_name(path, what)
     if path.is_dir():
         raise PrunescopeError(f"{what} '{path}' is a folder; give a file name")
     if path.exists() and not path.is_file():
@@ -66,11 +73,7 @@ def check_output_file(path: Path, what: str = "output file") -> Path:
 def check_output_dir(path: Path, what: str = "output folder") -> Path:
     """Fail now, before any work, if a folder cannot be created or written at `path`: a file in the way, a
     read-only or pseudo file system (/proc), a name over the limits."""
-    if "\x00" in str(path):
-        raise PrunescopeError(f"{what} contains a NUL character")
-    path = Path(path).expanduser().absolute()
-    if len(os.fsencode(str(path))) >= PATH_MAX or any(len(p.encode()) > NAME_MAX for p in path.parts):
-        raise PrunescopeError(f"{what} '{str(path)[:60]}...' is longer than the file system allows")
+    path = _sound_name(path, what).absolute()
     existing = next(a for a in (path, *path.parents) if a.exists())
     if not existing.is_dir():
         raise PrunescopeError(f"{what} '{path}' cannot be created: '{existing}' is a file")

@@ -323,13 +323,6 @@ def _methods(p: _Problems, spec: dict, max_configs: int = 0) -> list[tuple[str, 
     return out
 
 
-def check_device(device: str) -> None:
-    """A device name prunescope runs on (whether this machine has it is the workers' business)."""
-    from pruning_core.models import check_device_name
-
-    check_device_name(device)
-
-
 def _check_divisible(model: str, task: str, pattern: str) -> None:
     """An N:M pattern needs the model's hidden and FFN widths divisible by M (read from config.json where
     the model is a local folder; other models are checked when they are pruned)."""
@@ -358,8 +351,10 @@ def _check_labels(model: str, task: str) -> None:
     """The model predicts as many classes as a shipped task has (other tasks are checked when run)."""
     from pruning_core import data
 
+    from pruning_core.models import config_labels
+
     c, info = _read_config(model, task), data.task_info(task)
-    labels = len(c["id2label"]) if c and isinstance(c.get("id2label"), dict) else (c or {}).get("num_labels")
+    labels = config_labels(c) if c else None
     if info is not None and isinstance(labels, int) and labels != len(info.label_names):
         raise PrunescopeError(f"model '{model}' predicts {labels} classes but task '{task}' has "
                               f"{len(info.label_names)}; give each task its own model (models: {{task: model}})")
@@ -427,7 +422,7 @@ def parse(spec: Any, source: str = "<spec>", lines: dict | None = None, max_conf
             p.add(path, f"must be >= 0; got {seed}")
         seeds.append(seed)
     if common["device"] != "auto":
-        p.ok(("device",), check_device, common["device"])
+        p.ok(("device",), models.check_device_name, common["device"])  # workers may have it, this machine not
     if per_task:
         for task in models_at:
             if task not in spec.get("tasks", []):

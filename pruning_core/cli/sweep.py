@@ -124,9 +124,9 @@ def with_device(sweep, device: str):
     """The sweep with every run (and every attack's run) on `device` (--device overrides the file's)."""
     from dataclasses import replace
 
-    from pruning_core.sweepfile import check_device
+    from pruning_core.models import check_device_name
 
-    check_device(device)
+    check_device_name(device)
     runs = tuple(r.with_(device=device) for r in sweep.runs)
     attacks = tuple(a.with_(run=a.run.with_(device=device)) for a in sweep.attacks)
     return replace(sweep, runs=runs, attacks=attacks)
