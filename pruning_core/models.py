@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -151,10 +152,9 @@ def check(model: str, task: str, fresh_head: bool = False, task_labels: int | No
                               "model fine-tuned for this task")
     for f in ("tokenizer.json", "tokenizer_config.json"):  # parsed by the tokenizer; a broken one fails late
         if (path / f).is_file():
-            try:
-                json.loads((path / f).read_bytes().decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                raise PrunescopeError(f"the tokenizer file '{path / f}' is not valid UTF-8 JSON") from None
+            st = (path / f).stat()
+            if not _json_ok(str(path / f), st.st_size, st.st_mtime_ns):
+                raise PrunescopeError(f"the tokenizer file '{path / f}' is not valid UTF-8 JSON")
     if (path / "pytorch_model.bin").is_file() and not (path / "model.safetensors").is_file():
         with open(path / "pytorch_model.bin", "rb") as fh:
             magic = fh.read(4)
@@ -175,8 +175,26 @@ def check(model: str, task: str, fresh_head: bool = False, task_labels: int | No
 
 def safetensors_shapes(file: Path) -> dict[str, list[int]]:
     """Tensor name -> shape from a safetensors header, after checking that the header is sound and the
-    file holds every byte it announces (a truncated, empty or garbage file fails here, cheaply)."""
-    size = file.stat().st_size
+    file holds every byte it announces (a truncated, empty or garbage file fails here, cheaply). Read once
+    per file version: a sweep validates the same folder for every config."""
+    st = file.stat()
+    return dict(_header_shapes(str(file), st.st_size, st.st_mtime_ns))
+
+
+@lru_cache(maxsize=64)
+def _json_ok(name: str, size: int, mtime_ns: int) -> bool:
+    """Whether a file is UTF-8 JSON, parsed once per file version (a tokenizer.json is ~1 MB: a sweep
+    validating thousands of configs of one model would parse it for each)."""
+    try:
+        json.loads(Path(name).read_bytes().decode("utf-8"))
+        return True
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
+@lru_cache(maxsize=64)
+def _header_shapes(name: str, size: int, mtime_ns: int) -> dict[str, list[int]]:
+    file = Path(name)
     bad = f"'{file}' is not a valid safetensors file"
     with open(file, "rb") as f:
         raw = f.read(8)
