@@ -61,8 +61,8 @@ def main() -> None:
     if Path("/usr/bin/chromium").exists():
         healthy, painted = first_paint(db)
         rows += [["server up (health check)", healthy], ["first paint in Chromium (from server start)", painted]]
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.experiment import load_dense, run_experiment
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.experiments.experiment import load_dense, run_experiment
 
     t = time.perf_counter()
     load_dense("default", "rotten_tomatoes", "cpu")
@@ -79,7 +79,7 @@ def main() -> None:
         n = res.pruned.n
         rows.append([f"fresh prune + evaluation, sparsegpt 50%, calib 64, {n} eval examples (dense eval too)", cold])
         rows.append([f"fresh prune + evaluation, sparsegpt 50%, calib 64, {n} eval examples (dense eval cached)", warm])
-    from pruning_core.store import Store
+    from pruning_core.storage.store import Store
 
     store = Store(db)
     store.save(res.to_json(), res.prune.masks)

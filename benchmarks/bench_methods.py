@@ -18,9 +18,10 @@ import sys
 import torch
 
 from benchmarks.common import OUT, best_of, machine, print_table
-from pruning_core import calibration, engine
-from pruning_core.config import ExperimentConfig
-from pruning_core.experiment import load_dense, run_experiment
+from pruning_core.data import calibration
+from pruning_core.prune import engine
+from pruning_core.experiments.config import ExperimentConfig
+from pruning_core.experiments.experiment import load_dense, run_experiment
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
 

@@ -21,9 +21,9 @@ import argparse
 import time
 
 from benchmarks.common import OUT, machine, print_progress, print_table
-from pruning_core.config import ExperimentConfig
-from pruning_core.store import Store
-from pruning_core.sweep import attack_grid, run_attack_grid, run_grid
+from pruning_core.experiments.config import ExperimentConfig
+from pruning_core.storage.store import Store
+from pruning_core.sweeps.sweep import attack_grid, run_attack_grid, run_grid
 
 MODES = ("lr", "br", "gp", "cr")
 CALIB = dict(calib_size=128, seq_len=64, device="cpu")

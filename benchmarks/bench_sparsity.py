@@ -12,8 +12,8 @@ import argparse
 import math
 
 from benchmarks.common import OUT, machine, print_table
-from pruning_core.store import Store
-from pruning_core.sweep import DEMO_DIR, SPARSITIES, export_demo, grid, run_grid
+from pruning_core.storage.store import Store
+from pruning_core.sweeps.sweep import DEMO_DIR, SPARSITIES, export_demo, grid, run_grid
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
 PATTERNS = ("unstructured", "2:4", "4:8")

@@ -11,8 +11,8 @@ import csv
 import pandas as pd
 
 from benchmarks.common import SHARED_DATA, print_table
-from pruning_core.evaluate import evaluate
-from pruning_core.experiment import load_dense
+from pruning_core.measure.evaluate import evaluate
+from pruning_core.experiments.experiment import load_dense
 
 
 def main() -> None:

@@ -21,9 +21,9 @@ import argparse
 import torch
 
 from benchmarks.common import OUT, machine, print_progress, print_table
-from pruning_core.config import ExperimentConfig
-from pruning_core.store import Store
-from pruning_core.sweep import run_grid
+from pruning_core.experiments.config import ExperimentConfig
+from pruning_core.storage.store import Store
+from pruning_core.sweeps.sweep import run_grid
 
 CALIB = dict(calib_size=128, seq_len=64, device="cpu")
 
@@ -88,8 +88,8 @@ def _shaped_like(dense_net, res, masks):
     runs with the stored zeros."""
     import copy
 
-    from pruning_core.structured.shrink import remove
-    from pruning_core.structured.structure import Structure
+    from pruning_core.prune.structured.shrink import remove
+    from pruning_core.prune.structured.structure import Structure
 
     if res.get("structure"):
         return remove(dense_net, Structure.from_masks(masks, res["structure"]["head_dim"]))
@@ -104,9 +104,9 @@ def _shaped_like(dense_net, res, masks):
 def speed_table(store, task, results, repeats, check_export: bool = True) -> None:
     """Latency and throughput of every run's architecture against the dense model; one run (the fastest
     to re-prune, kwon) also exported for real and timed from its folder, as a cross-check."""
-    from pruning_core import speed
-    from pruning_core.export import export_run, load_exported
-    from pruning_core.experiment import load_dense
+    from pruning_core.experiments import speed
+    from pruning_core.experiments.export import export_run, load_exported
+    from pruning_core.experiments.experiment import load_dense
 
     dense_net, tok = load_dense("default", task, "cpu")
     structured = [r for r in results if r.get("structure")]

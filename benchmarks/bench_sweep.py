@@ -21,8 +21,8 @@ import sys
 import time
 
 from benchmarks.common import OUT, machine, print_table
-from pruning_core.executors import cpu_count
-from pruning_core.store import Store
+from pruning_core.sweeps.executors import cpu_count
+from pruning_core.storage.store import Store
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
 SPARSITIES = (0.3, 0.5, 0.7, 0.9)

@@ -14,7 +14,7 @@ import time
 
 import streamlit as st
 
-PASSWORD_ENV = "PRUNESCOPE_PASSWORD"  # the same name as pruning_core.serve.PASSWORD_ENV
+PASSWORD_ENV = "PRUNESCOPE_PASSWORD"  # the same name as pruning_core.cli.serve.PASSWORD_ENV
 _UNLOCKED = "_prunescope_unlocked"
 WRONG_DELAY_S = 1.0  # slows guessing from one browser session
 

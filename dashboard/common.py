@@ -11,8 +11,8 @@ import streamlit as st
 
 from dashboard.method_form import option_keys
 from pruning_core import PrunescopeError
-from pruning_core.store import Store
-from pruning_core.sweep import import_demo, import_demo_attacks
+from pruning_core.storage.store import Store
+from pruning_core.sweeps.sweep import import_demo, import_demo_attacks
 
 
 @st.cache_resource
@@ -107,7 +107,7 @@ PRUNE_DEFAULTS = {"model": "default", "task_source": "name", "task": "rotten_tom
 
 def _option_keys() -> dict[str, dict[str, str]]:
     """method -> option -> the Prune sidebar widget that sets it, for every registered method."""
-    from pruning_core import methods
+    from pruning_core.prune import methods
 
     return {method: option_keys(method) for method in methods.METHODS}
 
@@ -159,8 +159,9 @@ def _clamp(key: str, value):
 def settings_from_config(config: dict) -> dict:
     """The Prune widget values that show a stored run's config (model, task, method, pattern, sparsity or
     budget, sizes, seed, the method's options)."""
-    from pruning_core import data, methods
-    from pruning_core.access import uploads_dir
+    from pruning_core.data import tasks as data
+    from pruning_core.prune import methods
+    from pruning_core.storage.access import uploads_dir
 
     method = config.get("method", PRUNE_DEFAULTS["method"])
     out = {"model": str(config.get("model", "default")), "method": method}

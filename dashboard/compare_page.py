@@ -9,11 +9,14 @@ import streamlit as st
 from dashboard import charts
 from dashboard.common import (demo_attacks_imported, demo_imported, error_text, get_store, load_attack_row, load_mask,
                               load_run, note_interrupted)
-from pruning_core import PrunescopeError, data, methods, sweepfile
-from pruning_core import sweep as sweeps
-from pruning_core.config import ExperimentConfig
-from pruning_core.masks import PATTERNS
-from pruning_core.sweep import SPARSITIES, grid, run_grid
+from pruning_core import PrunescopeError
+from pruning_core.data import tasks as data
+from pruning_core.prune import methods
+from pruning_core.sweeps import sweepfile
+from pruning_core.sweeps import sweep as sweeps
+from pruning_core.experiments.config import ExperimentConfig
+from pruning_core.prune.masks import PATTERNS
+from pruning_core.sweeps.sweep import SPARSITIES, grid, run_grid
 
 
 def compare_grid(task: str, chosen: list[str], patterns: list[str], sparsities: list[float],

@@ -11,7 +11,8 @@ import streamlit as st
 from dashboard import charts
 from dashboard.common import demo_imported, get_store, load_mask, load_run, note_interrupted, open_run
 from dashboard.run_actions import export_section
-from pruning_core import PrunescopeError, results
+from pruning_core import PrunescopeError
+from pruning_core.storage import results
 
 
 def flops_removed(keys, patterns) -> list[float | None]:

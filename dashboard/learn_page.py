@@ -1,4 +1,4 @@
-"""Learn page: what pruning does, on toys small enough to see every weight (computed by pruning_core.toy)."""
+"""Learn page: what pruning does, on toys small enough to see every weight (computed by dashboard.toy)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 import streamlit as st
 import torch
 
-from pruning_core import PrunescopeError, toy
-from pruning_core.masks import PATTERNS, parse_pattern
+from pruning_core import PrunescopeError
+from dashboard import toy
+from pruning_core.prune.masks import PATTERNS, parse_pattern
 
 from dashboard import charts
 

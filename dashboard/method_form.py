@@ -1,4 +1,4 @@
-"""Any pruning method's knobs, drawn from its option metadata (`pruning_core.methods.base.knob`).
+"""Any pruning method's knobs, drawn from its option metadata (`pruning_core.prune.methods.base.knob`).
 
 The form reads each field of the method's `Options`: a bool is a toggle, a string with choices a radio or
 a select box, a number a number input with the field's range, step and format (or a slider where the
@@ -12,8 +12,8 @@ import dataclasses
 
 import streamlit as st
 
-from pruning_core import methods
-from pruning_core.methods.base import choice_values, shown
+from pruning_core.prune import methods
+from pruning_core.prune.methods.base import choice_values, shown
 
 
 def option_key(method: str, option: str, key_prefix: str = "") -> str:

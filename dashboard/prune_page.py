@@ -24,15 +24,17 @@ from dashboard.common import (INFLIGHT, INTERRUPTED, TASK_SOURCES, UPLOAD, error
                               restore_settings)
 from dashboard.method_form import method_form  # noqa: E402
 from dashboard.run_actions import export_section, speed_section  # noqa: E402
-from pruning_core import PrunescopeError, data, methods  # noqa: E402
-from pruning_core.access import check_page_path, uploads_dir  # noqa: E402
-from pruning_core.arch import KIND_LABELS, arch_of  # noqa: E402
-from pruning_core.config import ExperimentConfig  # noqa: E402
-from pruning_core.engine import BlockRecord, LayerRecord  # noqa: E402
-from pruning_core.experiment import load_dense, run_experiment  # noqa: E402
-from pruning_core.masks import PATTERNS, parse_pattern  # noqa: E402
-from pruning_core.models import resolve_device  # noqa: E402
-from pruning_core.structured.structure import StepRecord  # noqa: E402
+from pruning_core import PrunescopeError
+from pruning_core.data import tasks as data
+from pruning_core.prune import methods
+from pruning_core.storage.access import check_page_path, uploads_dir  # noqa: E402
+from pruning_core.model.arch import KIND_LABELS, arch_of  # noqa: E402
+from pruning_core.experiments.config import ExperimentConfig  # noqa: E402
+from pruning_core.prune.engine import BlockRecord, LayerRecord  # noqa: E402
+from pruning_core.experiments.experiment import load_dense, run_experiment  # noqa: E402
+from pruning_core.prune.masks import PATTERNS, parse_pattern  # noqa: E402
+from pruning_core.model.models import resolve_device  # noqa: E402
+from pruning_core.prune.structured.structure import StepRecord  # noqa: E402
 
 note_interrupted()
 REQUEST = "prune_request"  # set by the Prune / Recompute buttons' callbacks, consumed by the next run only

@@ -11,9 +11,11 @@ import streamlit as st
 from dashboard import charts
 from dashboard.common import (clear_attack_caches, demo_attacks_imported, error_text, get_store,
                               load_attack_examples, load_attack_row, note_interrupted)
-from pruning_core import PrunescopeError, data, methods
+from pruning_core import PrunescopeError
+from pruning_core.data import tasks as data
+from pruning_core.prune import methods
 from pruning_core.robustness import RECIPES, availability, run_attack
-from pruning_core.sweep import ROBUSTNESS_SPARSITIES, SPARSITIES, attack_grid
+from pruning_core.sweeps.sweep import ROBUSTNESS_SPARSITIES, SPARSITIES, attack_grid
 
 st.title("Robustness under attack")
 note_interrupted()

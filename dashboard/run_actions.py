@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.common import error_text, get_store
-from pruning_core.access import check_page_path
+from pruning_core.storage.access import check_page_path
 
 
 def zip_folder(folder: str | Path) -> bytes:
@@ -54,7 +54,7 @@ def _check_paths(res: dict) -> None:
 def speed_section(res: dict, prefix: str = "run") -> None:
     """Latency and throughput of the run vs its dense model: the newest stored measurement at once, a button
     to measure (again)."""
-    from pruning_core import speed
+    from pruning_core.experiments import speed
 
     store, key = get_store(), res["key"]
     st.markdown("#### Speed")
@@ -88,7 +88,7 @@ def speed_section(res: dict, prefix: str = "run") -> None:
 def export_section(res: dict, prefix: str = "run") -> None:
     """Export the run as a transformers folder under the store's export root, show how to load it, offer it
     as a zip download."""
-    from pruning_core import export
+    from pruning_core.experiments import export
 
     store, key = get_store(), res["key"]
     root = export.default_root(store)

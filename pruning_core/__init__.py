@@ -3,7 +3,7 @@
 Never imports streamlit; the dashboard is one client of this package, the CLI another.
 """
 
-from pruning_core.errors import PrunescopeError
+from pruning_core.core.errors import PrunescopeError
 
 __all__ = ["PrunescopeError"]
 __version__ = "0.1.0"

@@ -5,7 +5,7 @@ A case is an argv with `{placeholders}` for the hostile files that `build_env` l
 CSVs, sweep files, a FIFO, ...) and the stored run's `{key}`, plus a regular expression the one error
 line must match: it names the problem (the option, the file, the value), not exact wording.
 
-Method options are enumerated from `pruning_core.methods.METHODS` and each `Options` dataclass, so a new
+Method options are enumerated from `pruning_core.prune.methods.METHODS` and each `Options` dataclass, so a new
 method or option is covered without touching this file.
 """
 
@@ -20,8 +20,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pruning_core.methods import METHODS
-from pruning_core.paths import ASSETS_DIR
+from pruning_core.prune.methods import METHODS
+from pruning_core.core.paths import ASSETS_DIR
 
 SHIPPED_MODEL = ASSETS_DIR / "models" / "minilm-rotten_tomatoes"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")

@@ -25,8 +25,8 @@ import transformers
 transformers.logging.disable_default_handler()
 transformers.logging.enable_propagation()
 
-from pruning_core import calibration
-from pruning_core.paths import minilm_dir
+from pruning_core.data import calibration
+from pruning_core.core.paths import minilm_dir
 
 TEXTS = [
     "a gorgeous, witty, seductive movie.",
@@ -83,15 +83,15 @@ def calib(tokenizer):
 @pytest.fixture(scope="session")
 def shipped():
     """The shipped rotten_tomatoes model (dense; do not mutate: deep-copy)."""
-    from pruning_core.experiment import load_dense
+    from pruning_core.experiments.experiment import load_dense
 
     return load_dense("default", "rotten_tomatoes", "cpu")
 
 
 def calib_logits(model, calib, masks=None):
-    """Logits on every calibration batch, with unit `masks` applied (pruning_core.structured.units.masked)
+    """Logits on every calibration batch, with unit `masks` applied (pruning_core.prune.structured.units.masked)
     when given."""
-    from pruning_core.structured.units import masked
+    from pruning_core.prune.structured.units import masked
 
     out = []
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Which local paths the served page may read (pruning_core.access)."""
+"""Which local paths the served page may read (pruning_core.storage.access)."""
 
 import os
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from pruning_core import PrunescopeError
-from pruning_core.access import allowed_roots, check_page_path, names_local_path, uploads_dir
-from pruning_core.paths import ASSETS_DIR
+from pruning_core.storage.access import allowed_roots, check_page_path, names_local_path, uploads_dir
+from pruning_core.core.paths import ASSETS_DIR
 
 
 @pytest.fixture

@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from conftest import TEXTS, tiny_model
-from pruning_core import calibration, engine, selfgen
-from pruning_core.arch import arch_of
-from pruning_core.errors import PrunescopeError
-from pruning_core.methods.akrp import choose_lambda, rectify
-from pruning_core.methods.reconstruction import train_blocks
+from pruning_core.data import calibration
+from pruning_core.prune import engine
+from pruning_core.data import selfgen
+from pruning_core.model.arch import arch_of
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.prune.methods.akrp import choose_lambda, rectify
+from pruning_core.prune.methods.reconstruction import train_blocks
 
 
 def _weights(model):
@@ -182,7 +184,7 @@ def test_heldout_equals_calibration_error_on_the_same_texts(calib):
 
 
 def test_bad_reconstruction_options():
-    from pruning_core import methods
+    from pruning_core.prune import methods
 
     for bad in ({"base": "akrp"}, {"mode": "xx"}, {"epochs": 0}, {"lr": 0.0}, {"self_generated": -1}):
         with pytest.raises(PrunescopeError):
@@ -218,8 +220,8 @@ def test_self_generated_with_a_masked_lm_head(tmp_path, tokenizer):
 
 
 def test_experiment_records_heldout_and_self_generated(tmp_path):
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.experiment import run_experiment
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.experiments.experiment import run_experiment
 
     cfg = ExperimentConfig.create(method="reconstruction", sparsity=0.5, calib_size=16, seq_len=32, eval_size=32,
                                   options={"base": "wanda", "mode": "br", "epochs": 1, "self_generated": 8})
@@ -231,8 +233,8 @@ def test_experiment_records_heldout_and_self_generated(tmp_path):
 def test_heldout_falls_back_to_test_split_and_csv_without_validation_prunes(tmp_path, tokenizer):
     import pandas as pd
 
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.experiment import run_experiment
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.experiments.experiment import run_experiment
 
     csv = tmp_path / "t.csv"
     texts = [f"{t} {i}" for i, t in enumerate(TEXTS)]

@@ -26,7 +26,7 @@ import pytest
 
 from badinputs_cases import CASES, SUBCOMMANDS, build_env, serve_cases
 from pruning_core.cli import build_parser, main
-from pruning_core.paths import ASSETS_DIR
+from pruning_core.core.paths import ASSETS_DIR
 
 # After the fixes every case is refused in well under a second; the few that must try a model load
 # (corrupt weights) take about one. A case still running after this long is a hang or heavy work
@@ -81,7 +81,7 @@ def _fingerprint(store_path: Path, key: str) -> str:
 
 def _as_read(store_path: Path, key: str) -> str:
     """Hash of the stored run as `Store` reads it back: the result and the unpacked masks."""
-    from pruning_core.store import Store
+    from pruning_core.storage.store import Store
 
     store = Store(store_path)
     h = hashlib.sha256(json.dumps(store.load(key), sort_keys=True).encode())
@@ -103,8 +103,8 @@ def corpus(tmp_path_factory):
     """A results store holding one real run, and the hostile files. Each case runs against a fresh copy
     of that store (so a case that is wrongly accepted cannot spoil the next), which must still hold the
     run unchanged afterwards."""
-    import pruning_core.splits as splits
-    from pruning_core.store import Store
+    import pruning_core.data.splits as splits
+    from pruning_core.storage.store import Store
 
     root = tmp_path_factory.mktemp("bad-inputs")
     template = root / "template" / "runs.sqlite"

@@ -10,7 +10,7 @@ import pytest
 
 import pruning_core.cli as cli
 from pruning_core.cli.common import Parser, integer, number
-from pruning_core.errors import PrunescopeError
+from pruning_core.core.errors import PrunescopeError
 
 CLI_DIR = Path(cli.__file__).parent
 

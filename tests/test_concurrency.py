@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from pruning_core.config import ExperimentConfig
-from pruning_core.experiment import load_dense, run_experiment
+from pruning_core.experiments.config import ExperimentConfig
+from pruning_core.experiments.experiment import load_dense, run_experiment
 
 
 def test_parallel_runs_match_sequential_runs():

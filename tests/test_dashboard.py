@@ -469,7 +469,7 @@ def test_compare_page_held_out_chart():
     from streamlit.testing.v1 import AppTest
 
     from dashboard.common import demo_imported, get_store
-    from pruning_core.sweep import grid
+    from pruning_core.sweeps.sweep import grid
 
     store = get_store()
     demo_imported()
@@ -647,7 +647,7 @@ def test_prune_page_export_button(kwon_app):
     import os
 
     from dashboard.common import get_store
-    from pruning_core import export
+    from pruning_core.experiments import export
 
     at, store = kwon_app, get_store()
     key = at.session_state["run_key"]
@@ -761,7 +761,7 @@ def test_compare_page_structured_flops_chart():
     from streamlit.testing.v1 import AppTest
 
     from dashboard.common import demo_imported, get_store
-    from pruning_core.config import ExperimentConfig
+    from pruning_core.experiments.config import ExperimentConfig
 
     store = get_store()
     demo_imported()
@@ -793,7 +793,7 @@ def test_compare_page_structured_flops_chart():
 
 def test_experiments_page_lists_structured_runs(kwon_app):
     from dashboard.common import get_store
-    from pruning_core import export
+    from pruning_core.experiments import export
 
     at = kwon_app
     key = at.session_state["run_key"]
@@ -837,7 +837,7 @@ def test_experiments_page_downloads_the_results_table_and_lists_failures(monkeyp
     from streamlit.testing.v1 import AppTest
 
     from dashboard.common import demo_imported, get_store
-    from pruning_core.config import ExperimentConfig
+    from pruning_core.experiments.config import ExperimentConfig
 
     store = get_store()
     demo_imported()
@@ -871,8 +871,8 @@ def test_compare_page_runs_the_missing_configs_in_the_background():
     from streamlit.testing.v1 import AppTest
 
     from dashboard.common import get_store
-    from pruning_core import sweep as sweeps
-    from pruning_core.config import ExperimentConfig
+    from pruning_core.sweeps import sweep as sweeps
+    from pruning_core.experiments.config import ExperimentConfig
 
     store = get_store()
     cfg = ExperimentConfig.create(method="magnitude", sparsity=0.5, calib_size=4, seq_len=24, eval_size=8)

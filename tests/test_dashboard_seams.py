@@ -76,7 +76,7 @@ def test_a_prune_locks_the_sidebar_and_a_stopped_one_is_reported_not_restarted(m
     import streamlit as st
 
     from dashboard.common import get_store
-    from pruning_core import experiment
+    from pruning_core.experiments import experiment
 
     calls = []
     real = experiment.run_experiment
@@ -141,7 +141,7 @@ def test_a_prune_locks_the_sidebar_and_a_stopped_one_is_reported_not_restarted(m
 
 def _stored_run(key: str, **config) -> dict:
     """A shipped demo run's record under another key and config (no masks)."""
-    from pruning_core.paths import ASSETS_DIR
+    from pruning_core.core.paths import ASSETS_DIR
 
     with open(ASSETS_DIR / "demo" / "sweep_rotten_tomatoes.jsonl") as f:
         run = json.loads(f.readline())
@@ -207,7 +207,7 @@ def roots(tmp_path, monkeypatch):
 
 def test_paths_outside_the_allowed_folders_are_refused_unread(roots, monkeypatch):
     from dashboard.common import get_store
-    from pruning_core import data
+    from pruning_core.data import tasks as data
 
     _, outside = roots
     read = []
@@ -233,7 +233,7 @@ def test_paths_outside_the_allowed_folders_are_refused_unread(roots, monkeypatch
 
 def test_an_uploaded_csv_is_the_task():
     from dashboard.common import get_store
-    from pruning_core.access import uploads_dir
+    from pruning_core.storage.access import uploads_dir
 
     rows = "\n".join(f"{t},{y}" for t, y in [("a gorgeous witty movie", 1), ("dull and lifeless", 0),
                                              ("charming and affecting", 1), ("a sour little movie", 0)] * 3)

@@ -4,9 +4,11 @@ import json
 
 import pytest
 
-from pruning_core import calibration, data, models
-from pruning_core.errors import PrunescopeError
-from pruning_core.paths import ASSETS_DIR
+from pruning_core.data import calibration
+from pruning_core.data import tasks as data
+from pruning_core.model import models
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.core.paths import ASSETS_DIR
 
 from conftest import tiny_model
 
@@ -38,7 +40,7 @@ def test_rotten_tomatoes_train_excludes_sst2_dev():
     """Uses ../shared/data when present (never needed by the stored split itself)."""
     from pathlib import Path
 
-    from pruning_core.splits import normalise
+    from pruning_core.data.splits import normalise
 
     dev = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_dev.tsv"
     if not dev.exists():

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pruning_core import fingerprint, models, sweep
-from pruning_core.store import Store
+from pruning_core.core import fingerprint
+from pruning_core.model import models
+from pruning_core.sweeps import sweep
+from pruning_core.storage.store import Store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 DEMO_FILES = sorted(sweep.DEMO_DIR.glob("*.jsonl"))
@@ -81,7 +83,7 @@ def test_rekey_demo_restores_keys_and_refuses_another_config(tmp_path):
     assert _rows(path)[0]["summary"] == _rows(src)[0]["summary"]  # results untouched
     rows[0]["meta"]["recipe"] = "pwws"  # the config now describes another attack: re-keying would lie
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    from pruning_core.errors import PrunescopeError
+    from pruning_core.core.errors import PrunescopeError
 
     with pytest.raises(PrunescopeError, match="recompute it"):
         sweep.rekey_demo(path)
@@ -133,7 +135,7 @@ def test_compare_page_default_grid_is_shipped(fresh_app):
     common = dict(calib_size=int(at.number_input(key="cmp_calib").value),
                   seq_len=int(at.number_input(key="cmp_seq").value),
                   eval_size=int(at.number_input(key="cmp_eval").value) or None)
-    from pruning_core import methods as registry
+    from pruning_core.prune import methods as registry
 
     assert methods and not any(registry.METHODS[m].structured for m in methods)  # sweep.grid is the page's grid
     tasks = _demo_tasks("sweep_")

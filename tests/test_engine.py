@@ -5,10 +5,12 @@ import copy
 import pytest
 import torch
 
-from pruning_core import calibration, engine, masks
-from pruning_core.arch import KINDS, arch_of
-from pruning_core.engine import BlockRecord, LayerRecord
-from pruning_core.errors import PrunescopeError
+from pruning_core.data import calibration
+from pruning_core.prune import engine
+from pruning_core.prune import masks
+from pruning_core.model.arch import KINDS, arch_of
+from pruning_core.prune.engine import BlockRecord, LayerRecord
+from pruning_core.core.errors import PrunescopeError
 
 from conftest import TEXTS, tiny_model
 

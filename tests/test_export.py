@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pruning_core import export, speed
+from pruning_core.experiments import export
+from pruning_core.experiments import speed
 from pruning_core.cli import main
-from pruning_core.errors import PrunescopeError
-from pruning_core.store import Store
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.storage.store import Store
 
 IDS_SEED = 7
 
@@ -28,8 +29,8 @@ def _ids(tok, n=3, length=20):
 def stored(tmp_path_factory):
     """A small magnitude run of the shipped rotten_tomatoes model in a temporary store, saved as the
     CLI saves runs, and its pruned model (rebuilt from the masks)."""
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.experiment import load_dense, run_experiment
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.experiments.experiment import load_dense, run_experiment
 
     cfg = ExperimentConfig.create(method="magnitude", sparsity=0.5, calib_size=16, eval_size=50, device="cpu")
     res = run_experiment(cfg)
@@ -167,8 +168,8 @@ def _fresh_load(folder: Path, ids: torch.Tensor, tmp_path: Path) -> dict:
 
 
 def test_structured_export_loads_in_a_fresh_process(shipped, tmp_path):
-    from pruning_core.structured import Structure
-    from pruning_core.structured.shrink import remove
+    from pruning_core.prune.structured import Structure
+    from pruning_core.prune.structured.shrink import remove
 
     dense, tok = shipped
     full = Structure.full(dense.config)
@@ -198,9 +199,9 @@ def test_structured_export_loads_in_a_fresh_process(shipped, tmp_path):
 def test_export_run_structured(tmp_path):
     """export_run and measure_run on a real structured method, where one is registered (Kwon et al. or
     K-prune): about a minute on a laptop CPU."""
-    from pruning_core import methods
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.experiment import load_dense, run_experiment
+    from pruning_core.prune import methods
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.experiments.experiment import load_dense, run_experiment
 
     name = next((m for m in ("kwon", "kprune") if m in methods.METHODS), None)
     if name is None:

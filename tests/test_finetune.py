@@ -4,8 +4,9 @@ import json
 
 import torch
 
-from pruning_core import finetune, models
-from pruning_core.paths import ASSETS_DIR
+from pruning_core.experiments import finetune
+from pruning_core.model import models
+from pruning_core.core.paths import ASSETS_DIR
 
 from conftest import tiny_model
 

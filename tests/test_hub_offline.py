@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from pruning_core.cli import main
-from pruning_core.paths import REPO_ROOT
+from pruning_core.core.paths import REPO_ROOT
 
 MODEL_DIR = REPO_ROOT / "assets" / "models" / "minilm-rotten_tomatoes"
 HUB_ID = "prunescope-tests/minilm-rotten-tomatoes"
@@ -78,7 +78,7 @@ def lay_out_glue_sst2(datasets_cache: Path, splits: dict[str, tuple[list[str], l
 def rows() -> dict[str, tuple[list[str], list[int]]]:
     """Real review snippets (Rotten Tomatoes test split); some labels flipped so that accuracy is
     neither 0 nor 1 and a wrong row order or label mapping shows."""
-    from pruning_core import data
+    from pruning_core.data import tasks as data
 
     test = data.load("rotten_tomatoes", "test")
     texts = list(test.texts[:N_ROWS])

@@ -50,11 +50,11 @@ def test_contracts_catch_an_upward_import_a_cycle_and_an_import_through_a_packag
         path.write_text(path.read_text() + "\n\n" + text)
 
     # the cycle that was broken: executors importing the CLI (which imports executors)
-    append("pruning_core.executors", "def _mutant():\n    from pruning_core.cli import main\n")
+    append("pruning_core.sweeps.executors", "def _mutant():\n    from pruning_core.cli import main\n")
     # a robustness module reaching a re-exported name through the package's __init__
     append("pruning_core.robustness.recipes", "def _mutant():\n    from pruning_core.robustness import AttackConfig\n")
     # the library importing the dashboard and streamlit
-    append("pruning_core.errors", "def _mutant():\n    import streamlit\n    import dashboard\n")
+    append("pruning_core.core.errors", "def _mutant():\n    import streamlit\n    import dashboard\n")
     res = lint(tmp_path)
     assert res.returncode != 0, res.stdout
     found = verdicts(res.stdout)

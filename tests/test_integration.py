@@ -3,7 +3,9 @@
 import copy
 import json
 
-from pruning_core import calibration, data, engine
+from pruning_core.data import calibration
+from pruning_core.data import tasks as data
+from pruning_core.prune import engine
 from pruning_core.cli import main
 
 
@@ -42,7 +44,7 @@ def test_real_layer_error_ordering():
     for the activation norm to exploit, and Wanda's per-row groups are more constrained.)"""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from pruning_core.paths import minilm_dir
+    from pruning_core.core.paths import minilm_dir
 
     tok = AutoTokenizer.from_pretrained(minilm_dir())
     base = AutoModelForSequenceClassification.from_pretrained(minilm_dir(), num_labels=2).eval()

@@ -1,4 +1,4 @@
-"""The teaching toys (pruning_core.toy), the mask/weight chart builders, and the Learn page in AppTest."""
+"""The teaching toys (dashboard.toy), the mask/weight chart builders, and the Learn page in AppTest."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from dashboard import charts
-from pruning_core import PrunescopeError, masks, toy
+from pruning_core import PrunescopeError
+from pruning_core.prune import masks
+from dashboard import toy
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -68,7 +70,7 @@ def test_methods_disagree_and_sparsegpt_is_best_at_half():
 
 
 def test_compare_methods_matches_local_error():
-    from pruning_core import metrics
+    from pruning_core.measure import metrics
 
     w, x = toy.toy_problem(seed=3)
     r = toy.compare_methods(w, x, 0.5)["wanda"]

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from pruning_core import masks
-from pruning_core.errors import PrunescopeError
+from pruning_core.prune import masks
+from pruning_core.core.errors import PrunescopeError
 
 
 def test_parse_patterns():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pruning_core import methods
-from pruning_core.errors import PrunescopeError
-from pruning_core.methods.base import Method, knob
+from pruning_core.prune import methods
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.prune.methods.base import Method, knob
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 WIDGETS = ("number_input", "radio", "selectbox", "slider", "toggle", "checkbox", "text_input")
@@ -36,7 +36,7 @@ def _all_forms():
     import streamlit as st
 
     from dashboard.method_form import method_form
-    from pruning_core import methods
+    from pruning_core.prune import methods
 
     st.session_state["forms"] = {name: method_form(name, key_prefix="t_") for name in methods.METHODS}
 
@@ -180,7 +180,7 @@ def test_a_method_registered_anywhere_appears_on_the_prune_page_with_its_knobs(m
     metadata, and Prune runs exactly the values set there."""
     from streamlit.testing.v1 import AppTest
 
-    from pruning_core import experiment
+    from pruning_core.experiments import experiment
 
     monkeypatch.setitem(methods.METHODS, "dummy", Dummy)
     seen = []

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from pruning_core import masks, methods
-from pruning_core.methods.sparsegpt import inverse_hessian_factor, sparsegpt_solve
+from pruning_core.prune import masks
+from pruning_core.prune import methods
+from pruning_core.prune.methods.sparsegpt import inverse_hessian_factor, sparsegpt_solve
 
 
 def _problem(rows=6, cols=16, tokens=64, seed=0):
@@ -120,7 +121,7 @@ def test_sparsegpt_dead_inputs_are_zeroed():
 
 
 def test_method_options_are_checked():
-    from pruning_core.errors import PrunescopeError
+    from pruning_core.core.errors import PrunescopeError
 
     with pytest.raises(PrunescopeError, match="no option"):
         methods.get("wanda").options({"scope": "global"})

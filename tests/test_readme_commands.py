@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from pruning_core.cli import main
-from pruning_core.paths import REPO_ROOT
+from pruning_core.core.paths import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 PREFIXES = (".venv/bin/prunescope ", "prunescope ")
@@ -122,7 +122,7 @@ class Case:
 
 def knob_commands(text: str) -> list[tuple[str, str]]:
     """(method, options) for every `--option k=v ...` (method) the README documents in prose."""
-    from pruning_core import methods
+    from pruning_core.prune import methods
 
     out = []
     for opts, method in re.findall(r"`(--option [^`]+)`\s*\((\w+)\)", text):
@@ -132,7 +132,7 @@ def knob_commands(text: str) -> list[tuple[str, str]]:
 
 
 def cases() -> list[Case]:
-    from pruning_core import methods
+    from pruning_core.prune import methods
 
     out = []
     for line in bash_lines(README):
@@ -265,7 +265,7 @@ def small_sweep(spec: dict) -> dict:
     """The README's grid cut small: its first task, its first method and its first structured method
     (with their options), its patterns, one sparsity and seed, small sizes, and its first attack at
     n = 2 on the structured method's run only."""
-    from pruning_core import methods
+    from pruning_core.prune import methods
 
     spec = dict(spec, **SWEEP_SIZES)
     spec["tasks"] = spec["tasks"][:1]
@@ -281,7 +281,8 @@ def small_sweep(spec: dict) -> dict:
 
 def _tiny_finetune(monkeypatch):
     """`finetune` on 16 rows of each split: the whole command path in seconds."""
-    from pruning_core import data, finetune
+    from pruning_core.data import tasks as data
+    from pruning_core.experiments import finetune
 
     real = data.load
 

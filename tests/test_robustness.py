@@ -13,9 +13,9 @@ import torch
 
 from conftest import TEXTS, tiny_model
 from pruning_core.cli import main
-from pruning_core.errors import PrunescopeError
+from pruning_core.core.errors import PrunescopeError
 from pruning_core.robustness import AttackConfig, availability, load_attack, recipes, resources, run_attack, summarize
-from pruning_core.store import Store
+from pruning_core.storage.store import Store
 
 LABELS = [1, 0, 1, 0, 1, 0, 1, 0]
 
@@ -109,8 +109,8 @@ def test_visible_text_is_what_the_model_reads(tokenizer):
 # ---------------------------------------------------------------------------------- end to end
 
 def test_attack_tiny_model_end_to_end(local_task, tmp_path):
-    from pruning_core.evaluate import predict
-    from pruning_core.models import load
+    from pruning_core.measure.evaluate import predict
+    from pruning_core.model.models import load
 
     store = Store(tmp_path / "runs.sqlite")
     seen = []
@@ -139,7 +139,7 @@ def test_attack_tiny_model_end_to_end(local_task, tmp_path):
 
 
 def test_visible_only_attacks_just_the_words_the_model_reads(local_task, tmp_path, monkeypatch, tokenizer):
-    import pruning_core.experiment as experiment
+    import pruning_core.experiments.experiment as experiment
 
     monkeypatch.setattr(experiment, "eval_max_length", lambda task: 10)  # the model reads 8 word pieces
     out = run_attack(_cfg(local_task, n=8, visible_only=True), Store(tmp_path / "runs.sqlite"))
@@ -343,7 +343,7 @@ def test_cli_attack_list(capsys):
 
 
 def test_demo_attacks_export_import_and_delete(local_task, tmp_path):
-    from pruning_core.sweep import export_demo_attacks, import_demo_attacks
+    from pruning_core.sweeps.sweep import export_demo_attacks, import_demo_attacks
 
     src = Store(tmp_path / "src.sqlite")
     out = run_attack(_cfg(local_task, n=3), src)

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pruning_core import executors, profiling, sweep
-from pruning_core.runtime import quiet_libraries
-from pruning_core.store import Store
+from pruning_core.sweeps import executors
+from pruning_core.measure import profiling
+from pruning_core.sweeps import sweep
+from pruning_core.core.runtime import quiet_libraries
+from pruning_core.storage.store import Store
 
 LINUX = Path("/proc/self/statm").exists()
 

@@ -13,10 +13,13 @@ import threading
 import pytest
 import torch
 
-from pruning_core import data, experiment, hub, models
+from pruning_core.data import tasks as data
+from pruning_core.experiments import experiment
+from pruning_core.core import hub
+from pruning_core.model import models
 from pruning_core.cli import main
-from pruning_core.errors import PrunescopeError
-from pruning_core.paths import check_output_file, minilm_dir, write_output
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.core.paths import check_output_file, minilm_dir, write_output
 
 TINY = ["--calib-size", "4", "--seq-len", "16", "--eval-size", "8", "--device", "cpu", "--no-store"]
 SHIPPED = models.MODELS_DIR / "minilm-rotten_tomatoes"
@@ -167,7 +170,7 @@ def test_offline_hub_id_fails_fast(monkeypatch):
 
 
 def test_attack_size_is_never_capped_silently():
-    from pruning_core.config import ExperimentConfig
+    from pruning_core.experiments.config import ExperimentConfig
     from pruning_core.robustness import AttackConfig
 
     run = ExperimentConfig.create(method="magnitude", sparsity=0.0)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pruning_core import cli, serve
+from pruning_core import cli
+from pruning_core.cli import serve
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard" / "app.py")

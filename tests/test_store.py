@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pruning_core.store import Store, pack_mask, unpack_mask
+from pruning_core.storage.store import Store, pack_mask, unpack_mask
 
 
 def _result(key="k1", method="wanda", sparsity=0.5):
@@ -64,7 +64,7 @@ def test_key_follows_file_content(tmp_path, tokenizer):
     import torch
 
     from conftest import tiny_model
-    from pruning_core.config import ExperimentConfig
+    from pruning_core.experiments.config import ExperimentConfig
 
     model = tiny_model("bert")
     model.save_pretrained(tmp_path / "m")

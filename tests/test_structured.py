@@ -8,12 +8,12 @@ import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
 from conftest import TEXTS
-from pruning_core.errors import PrunescopeError
-from pruning_core.methods import kprune
-from pruning_core.structured import Structure
-from pruning_core.structured.modeling_pruned_bert import FullWidthLayerNorm
-from pruning_core.structured.shrink import remove, structure_of
-from pruning_core.structured.units import UnitMasks, masked
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.prune.methods import kprune
+from pruning_core.prune.structured import Structure
+from pruning_core.model.modeling_pruned_bert import FullWidthLayerNorm
+from pruning_core.prune.structured.shrink import remove, structure_of
+from pruning_core.prune.structured.units import UnitMasks, masked
 
 
 def _bert(impl: str = "sdpa", layers: int = 3, seed: int = 0):
@@ -109,7 +109,7 @@ def test_flops_equal_a_hand_count():
 
 
 def test_structured_pattern_is_checked():
-    from pruning_core.config import ExperimentConfig
+    from pruning_core.experiments.config import ExperimentConfig
 
     assert ExperimentConfig.create(method="kprune", sparsity=0.4).pattern == "structured"
     with pytest.raises(PrunescopeError, match="structured methods"):
@@ -123,7 +123,7 @@ def test_structured_pattern_is_checked():
 # -- K-prune pieces against plain computations ------------------------------------------------------
 
 def _batches(tokenizer, texts, labels_count=2):
-    from pruning_core import calibration
+    from pruning_core.data import calibration
 
     cal = calibration.build(tokenizer, texts, seq_len=16, batch_size=4)
     return [(ids, m.long(), torch.zeros(len(ids), dtype=torch.long)) for ids, m in cal.batches]
@@ -215,9 +215,9 @@ def test_output_tuning_is_least_squares(tokenizer):
 # -- end to end on the shipped model ------------------------------------------------------------------
 
 def test_kprune_honours_budget_and_beats_a_random_structure(shipped):
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.evaluate import evaluate
-    from pruning_core.experiment import eval_split, prune_copy
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.measure.evaluate import evaluate
+    from pruning_core.experiments.experiment import eval_split, prune_copy
 
     net, tok = shipped
     cfg = ExperimentConfig.create(method="kprune", sparsity=0.5, calib_size=32, device="cpu")

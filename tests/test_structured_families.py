@@ -12,14 +12,14 @@ from torch import nn
 
 from conftest import TEXTS, tiny_model
 from conftest import calib_logits as _logits
-from pruning_core import methods
-from pruning_core.arch import arch_of
-from pruning_core.errors import PrunescopeError
-from pruning_core.methods.pat import PAT
-from pruning_core.structured import run
-from pruning_core.structured.shrink import check_supported, remove, structure_of
-from pruning_core.structured.structure import Structure, head_flops
-from pruning_core.structured.units import UnitMasks
+from pruning_core.prune import methods
+from pruning_core.model.arch import arch_of
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.prune.methods.pat import PAT
+from pruning_core.prune.structured import run
+from pruning_core.prune.structured.shrink import check_supported, remove, structure_of
+from pruning_core.prune.structured.structure import Structure, head_flops
+from pruning_core.prune.structured.units import UnitMasks
 
 FAMILIES = ["bert", "roberta", "distilbert"]
 

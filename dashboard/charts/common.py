@@ -7,7 +7,7 @@ from typing import Iterable
 import numpy as np
 import plotly.graph_objects as go
 
-from pruning_core import methods
+from pruning_core.prune import methods
 
 
 KIND_COLORS = {"q": "#4C78A8", "k": "#72B7B2", "v": "#54A24B", "attn_out": "#EECA3B",
@@ -23,7 +23,7 @@ def _sequential(n: int) -> list[str]:
     return sample_colorscale("Blues", [0.35 + 0.65 * i / max(n - 1, 1) for i in range(n)]) if n else []
 
 
-# each method declares its colour (pruning_core.methods: Method.colour); the registered ones at import
+# each method declares its colour (pruning_core.prune.methods: Method.colour); the registered ones at import
 METHOD_COLORS = {name: cls.colour for name, cls in methods.METHODS.items() if cls.colour}
 OTHER_COLORS = ("#9D755D", "#72B7B2", "#FF9DA6", "#BAB0AC", "#EECA3B")  # methods without a colour of their own
 DENSE_COLOR = "#7f7f7f"

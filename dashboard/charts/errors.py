@@ -6,7 +6,7 @@ from typing import Iterable
 
 import plotly.graph_objects as go
 
-from pruning_core.arch import KIND_LABELS, KINDS
+from pruning_core.model.arch import KIND_LABELS, KINDS
 from dashboard.charts.common import CALIB_COLOR, HELDOUT_COLOR, KIND_COLORS, _sequential
 
 

@@ -11,12 +11,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pruning_core import serve
-from pruning_core.cli import (attack, evaluate, export, finetune, listing, make_splits, prune, results,
-                              setup_attacks, speed, sweep)
+import pruning_core.cli.serve as serve
+import pruning_core.cli.attack as attack
+import pruning_core.cli.evaluate as evaluate
+import pruning_core.cli.export as export
+import pruning_core.cli.finetune as finetune
+import pruning_core.cli.listing as listing
+import pruning_core.cli.make_splits as make_splits
+import pruning_core.cli.prune as prune
+import pruning_core.cli.results as results
+import pruning_core.cli.setup_attacks as setup_attacks
+import pruning_core.cli.speed as speed
+import pruning_core.cli.sweep as sweep
 from pruning_core.cli.common import Parser
-from pruning_core.errors import PrunescopeError
-from pruning_core.runtime import quiet_libraries
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.core.runtime import quiet_libraries
 
 # in the order `prunescope --help` lists them
 COMMANDS = {"prune": prune, "eval": evaluate, "list": listing, "finetune": finetune, "attack": attack,

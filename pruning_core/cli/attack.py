@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pruning_core.cli.common import add_model_args, check_json_path, option_pairs, write_json
-from pruning_core.errors import PrunescopeError
+from pruning_core.core.errors import PrunescopeError
 
 
 def register(subparsers) -> None:
@@ -43,10 +43,10 @@ def run(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.models import resolve_device
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.model.models import resolve_device
     from pruning_core.robustness import AttackConfig, recipes, run_attack
-    from pruning_core.store import Store
+    from pruning_core.storage.store import Store
 
     if args.list:
         return list_recipes()

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pruning_core.errors import PrunescopeError
-from pruning_core.paths import check_output_file, write_output
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.core.paths import check_output_file, write_output
 
 
 class Parser(argparse.ArgumentParser):
@@ -99,7 +99,7 @@ def changed_options(cfg) -> dict:
     """The method options of a run that differ from the method's defaults."""
     from dataclasses import asdict
 
-    from pruning_core import methods
+    from pruning_core.prune import methods
 
     defaults = asdict(methods.get(cfg.method).options({}))
     return {k: v for k, v in cfg.options_dict().items() if defaults.get(k) != v}

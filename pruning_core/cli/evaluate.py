@@ -13,9 +13,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.experiment import dense_outputs
-    from pruning_core.models import resolve_device
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.experiments.experiment import dense_outputs
+    from pruning_core.model.models import resolve_device
 
     # the same validation as a prune (task, model, eval size, seed), then the cached dense evaluation
     cfg = ExperimentConfig.create(model=args.model, task=args.task, method="magnitude", sparsity=0.0,

@@ -20,8 +20,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from rich.console import Console
 
-    from pruning_core.export import export_run
-    from pruning_core.store import Store
+    from pruning_core.experiments.export import export_run
+    from pruning_core.storage.store import Store
 
     store = Store()
     con = Console(stderr=True)

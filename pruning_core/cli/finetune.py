@@ -21,9 +21,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from dataclasses import replace
 
-    from pruning_core.finetune import DEFAULTS, finetune
-    from pruning_core.models import resolve_device
-    from pruning_core.paths import check_output_dir
+    from pruning_core.experiments.finetune import DEFAULTS, finetune
+    from pruning_core.model.models import resolve_device
+    from pruning_core.core.paths import check_output_dir
 
     if args.out is not None:
         check_output_dir(args.out, "--out")

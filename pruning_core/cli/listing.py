@@ -11,8 +11,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pruning_core import data, masks, methods
-    from pruning_core.models import MODELS_DIR
+    from pruning_core.data import tasks as data
+    from pruning_core.prune import masks
+    from pruning_core.prune import methods
+    from pruning_core.model.models import MODELS_DIR
 
     print("models:")
     print("  default  the shipped MiniLM-L6 fine-tuned for the chosen task; or a local folder or hub id")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pruning_core.errors import PrunescopeError
+from pruning_core.core.errors import PrunescopeError
 
 
 def register(subparsers) -> None:
@@ -13,7 +13,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pruning_core.splits import write_all
+    from pruning_core.data.splits import write_all
 
     if not args.sst2_dev.is_file():
         raise PrunescopeError(f"file '{args.sst2_dev}' does not exist or is not a regular file")

@@ -28,14 +28,14 @@ def run(args) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from pruning_core.arch import KIND_LABELS
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.engine import BlockRecord
-    from pruning_core.experiment import run_experiment
-    from pruning_core.masks import parse_pattern
-    from pruning_core.models import resolve_device
-    from pruning_core.store import Store
-    from pruning_core.structured.structure import StepRecord
+    from pruning_core.model.arch import KIND_LABELS
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.prune.engine import BlockRecord
+    from pruning_core.experiments.experiment import run_experiment
+    from pruning_core.prune.masks import parse_pattern
+    from pruning_core.model.models import resolve_device
+    from pruning_core.storage.store import Store
+    from pruning_core.prune.structured.structure import StepRecord
 
     check_json_path(args.json)  # before any work
     resolve_device(args.device)

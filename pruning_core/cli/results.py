@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from pruning_core.cli.common import wide_console
-from pruning_core.errors import PrunescopeError
+from pruning_core.core.errors import PrunescopeError
 
 LEFT = ("key", "id", "task", "method", "pattern", "options", "error", "kind", "state", "spec")
 
@@ -25,8 +25,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pruning_core.results import runs_table, write_table
-    from pruning_core.store import Store
+    from pruning_core.storage.results import runs_table, write_table
+    from pruning_core.storage.store import Store
 
     store = Store(args.store)
     if args.failures and args.sweeps:

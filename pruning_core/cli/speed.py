@@ -23,8 +23,8 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from pruning_core.speed import measure_run
-    from pruning_core.store import Store
+    from pruning_core.experiments.speed import measure_run
+    from pruning_core.storage.store import Store
 
     check_json_path(args.json)
     store = Store()

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from pruning_core.cli.common import config_label, integer, number, wide_console
-from pruning_core.errors import PrunescopeError
+from pruning_core.core.errors import PrunescopeError
 
 
 def register(subparsers) -> None:
@@ -41,10 +41,11 @@ def run(args) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pruning_core import executors, sweepfile
+    from pruning_core.sweeps import executors
+    from pruning_core.sweeps import sweepfile
     from pruning_core.cli.sweep_plan import dry_run
-    from pruning_core.store import Store
-    from pruning_core.sweep import new_sweep_id, plan, run_sweep
+    from pruning_core.storage.store import Store
+    from pruning_core.sweeps.sweep import new_sweep_id, plan, run_sweep
 
     if args.executor not in executors.EXECUTORS:
         raise PrunescopeError(f"unknown executor '{args.executor}'; choose one of {', '.join(executors.EXECUTORS)}")
@@ -56,7 +57,7 @@ def run(args) -> int:
         sweep = sweepfile.load(args.file, args.max_configs or sweepfile.MAX_CONFIGS)
         if args.device:
             if args.executor != "ray":  # local workers run here: the device must exist here
-                from pruning_core.models import resolve_device
+                from pruning_core.model.models import resolve_device
 
                 resolve_device(args.device)
             sweep = with_device(sweep, args.device)
@@ -124,7 +125,7 @@ def with_device(sweep, device: str):
     """The sweep with every run (and every attack's run) on `device` (--device overrides the file's)."""
     from dataclasses import replace
 
-    from pruning_core.models import check_device_name
+    from pruning_core.model.models import check_device_name
 
     check_device_name(device)
     runs = tuple(r.with_(device=device) for r in sweep.runs)
@@ -134,8 +135,8 @@ def with_device(sweep, device: str):
 
 def peak_estimate(p, store) -> float | None:
     """The largest estimated peak memory of the runs left to do (None without a basis)."""
-    from pruning_core.estimate import estimate_run
-    from pruning_core.results import runs_table
+    from pruning_core.sweeps.estimate import estimate_run
+    from pruning_core.storage.results import runs_table
 
     table = runs_table(store, attacks=False)
     peaks = [e.peak_mb for e in (estimate_run(c, table) for c in p.runs) if e.peak_mb]

@@ -13,9 +13,9 @@ def dry_run(sweep, args) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from pruning_core import executors
-    from pruning_core.estimate import estimate_sweep
-    from pruning_core.store import Store, default_path
+    from pruning_core.sweeps import executors
+    from pruning_core.sweeps.estimate import estimate_sweep
+    from pruning_core.storage.store import Store, default_path
 
     path = args.store or default_path()
     store = Store(path) if Path(path).exists() else None  # a dry run creates no store

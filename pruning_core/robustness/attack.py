@@ -22,9 +22,11 @@ from typing import Callable
 import numpy as np
 
 import pruning_core.robustness.recipes as recipes
-from pruning_core import data, fingerprint, models
-from pruning_core.config import ExperimentConfig
-from pruning_core.errors import PrunescopeError
+from pruning_core.data import tasks as data
+from pruning_core.core import fingerprint
+from pruning_core.model import models
+from pruning_core.experiments.config import ExperimentConfig
+from pruning_core.core.errors import PrunescopeError
 from pruning_core.robustness.metrics import summarize
 
 DEFAULT_N = 100
@@ -90,7 +92,7 @@ class AttackConfig:
         at sparsity 0 would move weights, but is not what a robustness-vs-sparsity curve starts from)."""
         if not self.dense:
             return self.run.with_(eval_size=None).key()  # the pruned model, whatever its evaluation subset
-        from pruning_core.data import HUB, SHIPPED
+        from pruning_core.data.tasks import HUB, SHIPPED
 
         path = Path(models.resolve(self.run.model, self.run.task)).expanduser()
         local_task = self.run.task not in SHIPPED and self.run.task not in HUB
@@ -99,7 +101,7 @@ class AttackConfig:
         return "dense-" + hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     def key(self) -> str:
-        from pruning_core.experiment import eval_max_length
+        from pruning_core.experiments.experiment import eval_max_length
 
         d = {"target": self.target_key(), "recipe": self.recipe, "version": recipes.get(self.recipe).version,
              "n": self.n, "seed": self.seed, "query_budget": self.query_budget,
@@ -150,7 +152,7 @@ class AttackOutcome:
 def target_model(run: ExperimentConfig, device: str):
     """(model, tokenizer) to attack: the cached dense model, or a pruned copy rebuilt from the config
     (pruning is deterministic; runs store masks, not the updated weights SparseGPT produces)."""
-    from pruning_core.experiment import load_dense, prune_copy
+    from pruning_core.experiments.experiment import load_dense, prune_copy
 
     dense_net, tok = load_dense(run.model, run.task, device, run.fresh_head)
     if run.sparsity == 0 and run.pattern == "unstructured":
@@ -162,7 +164,7 @@ def target_model(run: ExperimentConfig, device: str):
 def model_wrapper(net, tok, max_length: int):
     """A TextAttack `ModelWrapper` returning logits; pads per batch to the longest text (the stock
     HuggingFaceModelWrapper pads every query to the tokenizer's maximum length)."""
-    from pruning_core.evaluate import predict
+    from pruning_core.measure.evaluate import predict
     from pruning_core.robustness.resources import textattack
 
     ta = textattack()
@@ -290,7 +292,7 @@ def run_attack(cfg: AttackConfig, store=None, on_example: Callable[[int, int, di
 
     `on_example(done, total, record)` is called after every example (stored ones included);
     `on_stage(text)` at each stage. Raises PrunescopeError for an unavailable recipe or bad config."""
-    from pruning_core.experiment import check_labels, eval_max_length, eval_split
+    from pruning_core.experiments.experiment import check_labels, eval_max_length, eval_split
 
     stage = on_stage or (lambda s: None)
     cfg.validate()

@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from pruning_core.paths import package_dir
+from pruning_core.core.paths import package_dir
 from pruning_core.robustness.resources import has_wordnet, textattack
 
 VOCAB = 50_000

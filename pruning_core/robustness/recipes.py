@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import pruning_core.robustness.resources as resources
-from pruning_core.errors import PrunescopeError
+from pruning_core.core.errors import PrunescopeError
 
 USE_FIX = ("needs the Universal Sentence Encoder: `pip install tensorflow tensorflow-hub` on a machine with "
            "network access (TextAttack downloads the encoder on first use)")

@@ -22,7 +22,7 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
-from pruning_core.errors import PrunescopeError
+from pruning_core.core.errors import PrunescopeError
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 WORDNET_FIX = "apt-get install wordnet-base wordnet-sense-index, then `prunescope setup-attacks`"

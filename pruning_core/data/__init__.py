@@ -1,0 +1,1 @@
+"""Data: tasks (loading and labels), seeded splits, calibration sets and self-generated calibration text."""

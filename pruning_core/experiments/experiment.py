@@ -1,0 +1,181 @@
+"""One experiment end to end: load, evaluate dense, build calibration, prune (streaming), evaluate.
+
+Used by the CLI and the dashboard alike, so both run exactly the same code for a config.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pruning_core.data import calibration
+from pruning_core.data import tasks as data
+from pruning_core.prune import engine
+from pruning_core.prune import methods
+from pruning_core.model import models
+from pruning_core.experiments.config import ExperimentConfig
+from pruning_core.measure.evaluate import Evaluation, evaluate
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    dense: Evaluation
+    pruned: Evaluation
+    prune: engine.PruneResult
+    eval_seconds: float
+    histograms: dict | None = None
+
+    def to_json(self) -> dict:
+        """Plain JSON: the config, headline numbers, and one entry per module and per block."""
+        p = self.prune
+        return {
+            "config": self.config.to_dict(),
+            "key": self.config.key(),
+            "achieved_sparsity": p.achieved_sparsity,
+            "encoder_sparsity": p.encoder_sparsity,
+            "dense_accuracy": self.dense.accuracy,
+            "accuracy": self.pruned.accuracy,
+            "eval_examples": self.pruned.n,
+            "logits_kl": self.pruned.kl_to_dense,
+            "cls_error": self.pruned.cls_error,
+            "calib_logits_kl": p.logits_kl,
+            "calib_cls_error": p.cls_error,
+            "heldout_error": p.blocks[-1].heldout_error if p.blocks else None,  # last block, held-out set
+            "prune_seconds": p.prune_seconds,
+            "eval_seconds": self.eval_seconds,
+            "peak_memory_mb": p.peak_memory_mb,
+            "peak_total_mb": p.peak_total_mb,
+            "device": p.device,
+            "calib_examples": p.calib_examples,
+            "calib_tokens": p.calib_tokens,
+            "layers": [{k: v for k, v in asdict(r).items()} for r in p.layers],
+            "blocks": [asdict(b) for b in p.blocks],
+            "histograms": self.histograms or {},
+            "structure": p.structure,
+        }
+
+
+def eval_split(task: str, eval_size: int | None, seed: int) -> data.TaskData:
+    """The test split, or a seeded subset of `eval_size` examples of it."""
+    split = data.load(task, "test")
+    if eval_size is None or eval_size >= len(split):
+        return split
+    idx = sorted(np.random.default_rng(seed).choice(len(split), size=eval_size, replace=False))
+    return data.TaskData(split.name, split.split, tuple(split.texts[i] for i in idx),
+                         tuple(split.labels[i] for i in idx), split.label_names)
+
+
+def eval_max_length(task: str) -> int:
+    info = data.task_info(task)
+    return info.max_length if info else 128
+
+
+@lru_cache(maxsize=4)
+def load_dense(model: str, task: str, device: str, fresh_head: bool = False):
+    """The dense model and tokenizer (cached: never mutate; deep-copy before pruning)."""
+    net, tok = models.load(model, task, device, fresh_head=fresh_head)
+    return net, tok
+
+
+@lru_cache(maxsize=8)
+def dense_outputs(model: str, task: str, eval_size: int | None, seed: int, device: str, fresh_head: bool = False):
+    """Dense evaluation (accuracy, logits, pooled) on the evaluation split; cached per process."""
+    net, tok = load_dense(model, task, device, fresh_head)
+    split = eval_split(task, eval_size, seed)
+    check_labels(net, split)
+    t = time.perf_counter()
+    ev, out = evaluate(net, tok, split.texts, split.labels, eval_max_length(task))
+    return ev, out, time.perf_counter() - t
+
+
+def check_labels(net, split: data.TaskData) -> None:
+    from pruning_core.core.errors import PrunescopeError
+
+    if net.config.num_labels != split.num_labels:
+        raise PrunescopeError(f"the model predicts {net.config.num_labels} classes but task '{split.name}' "
+                              f"has {split.num_labels}; pick a model fine-tuned for this task")
+
+
+def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
+                   on_stage: Callable[[str], None] | None = None) -> ExperimentResult:
+    """Load, evaluate dense, prune a copy with live records, evaluate pruned."""
+    stage = on_stage or (lambda s: None)
+    cfg.validate()
+    device = str(models.resolve_device(cfg.device))
+    stage("loading model and data")
+    dense_net, tok = load_dense(cfg.model, cfg.task, device, cfg.fresh_head)
+    if methods.get(cfg.method).structured:  # a family the method cannot prune: say so before evaluating
+        from pruning_core.prune.structured.shrink import check_supported
+
+        check_supported(dense_net, methods.get(cfg.method))
+    split = eval_split(cfg.task, cfg.eval_size, cfg.seed)
+    stage(f"evaluating the dense model on {len(split)} examples")
+    hits = dense_outputs.cache_info().hits
+    dense_eval, dense_out, eval_seconds = dense_outputs(cfg.model, cfg.task, cfg.eval_size, cfg.seed, device, cfg.fresh_head)
+    if dense_outputs.cache_info().hits > hits:  # reused: this run spent no time on the dense evaluation
+        eval_seconds = 0.0
+    max_len = eval_max_length(cfg.task)
+    stage(f"pruning with {cfg.method}")
+    net, result = prune_copy(cfg, dense_net, tok, on_record)
+    hists = weight_histograms(dense_net, net) if result.structure is None else None  # same shapes only
+    stage("evaluating the pruned model")
+    t = time.perf_counter()
+    pruned_eval, _ = evaluate(net, tok, split.texts, split.labels, max_len, dense=dense_out)
+    eval_seconds += time.perf_counter() - t
+    del net
+    return ExperimentResult(cfg, dense_eval, pruned_eval, result, eval_seconds, hists)
+
+
+def prune_copy(cfg: ExperimentConfig, dense_net, tok, on_record: Callable | None = None):
+    """Prune a deep copy of `dense_net` as `cfg` says; returns (pruned model, PruneResult).
+
+    Calibration from the task's training split; a held-out set of the same size from its validation
+    split (measured per block, never fitted); self-generated texts where the method asks for them."""
+    from pruning_core.data import selfgen
+
+    calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
+    held = calibration.heldout(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed, exclude=calib.texts)
+    method = methods.get(cfg.method)
+    if method.structured:  # whole units removed: a smaller model comes back
+        from pruning_core.prune.structured import run as structured_run
+
+        return structured_run.prune(cfg, method, dense_net, tok, calib, held, on_record)
+    extra = None
+    n_gen = method.extra_calibration_texts(method.options(cfg.options_dict()))
+    if n_gen:
+        texts = selfgen.generate(dense_net, tok, calib.texts, n_gen, cfg.seq_len, cfg.seed,
+                                 model_path=models.resolve(cfg.model, cfg.task))
+        extra = calibration.build(tok, texts, cfg.seq_len)
+    net = copy.deepcopy(dense_net)
+    gen = engine.prune(net, calib, cfg.method, cfg.sparsity, cfg.pattern, cfg.options_dict(), heldout=held,
+                       extra=extra)
+    return net, engine.run(gen, on_record)
+
+
+def weight_histograms(dense_net, pruned_net, bins: int = 40) -> dict:
+    """Per pruned module: counts of |w| before and after pruning on shared bins (after: non-zeros only),
+    small enough to store with every run."""
+    from pruning_core.model.arch import arch_of
+
+    arch = arch_of(dense_net)
+    out = {}
+    for i, (bd, bp) in enumerate(zip(arch.blocks(dense_net), arch.blocks(pruned_net))):
+        for kind, ld in arch.block_linears(bd).items():
+            before = ld.weight.detach().abs().flatten().float().cpu()
+            after = arch.block_linears(bp)[kind].weight.detach().abs().flatten().float().cpu()
+            hi = float(max(before.max(), after.max())) or 1.0
+            nz = after[after != 0]
+            out[arch.linear_name(i, kind)] = {
+                "edges": torch.linspace(0, hi, bins + 1).tolist(),
+                "before": torch.histc(before, bins, 0, hi).int().tolist(),
+                "after": torch.histc(nz, bins, 0, hi).int().tolist(),
+                "zeros_after": int((after == 0).sum()),
+            }
+    return out
