@@ -10,7 +10,9 @@ import torch.nn.functional as F
 
 from conftest import TEXTS, tiny_model
 from conftest import calib_logits as logits
-from pruning_core.methods.pat import HSM, PAT, Adapters, Schedule
+from pruning_core.methods.pat import PAT
+from pruning_core.methods.pat_adapters import HSM, Adapters
+from pruning_core.methods.pat_train import Schedule
 from pruning_core.structured.run import StructuredContext
 from pruning_core.structured.shrink import remove
 from pruning_core.structured.structure import Structure
