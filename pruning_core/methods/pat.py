@@ -44,6 +44,9 @@ Baseline (``baseline=True``, prune-then-LoRA): the K channels with the lowest me
 training; the 0/1 mask is fixed; only LoRA trains (same steps, batch, lr; no HSM, no identity loss);
 same merge and slicing.
 
+The adapters (LoRA, HSMs, the shared mask) are in `pat_adapters`; the schedule, the training texts and the
+tuning loop in `pat_train`.
+
 Deviations from the paper: PAT targets pre-norm decoder LLMs and places HSMs between attention and FFN
 (after the RMSNorm-ed residual); here they sit on the sub-layer outputs and the mask also multiplies
 every LayerNorm output (post-LN encoder). The paper's HSM operator is a "Hybrid-Identity-Operator";
