@@ -281,7 +281,7 @@ def test_background_sweep_resumes_after_a_kill_without_duplicates(tmp_path, caps
 
 
 def test_cancel_stops_a_background_sweep_and_an_interrupt_is_recorded(tmp_path, monkeypatch):
-    from pruning_core import executors
+    from pruning_core import executor_jobs, executors
     from pruning_core import sweep as sweeps
 
     store = Store(tmp_path / "runs.sqlite")
@@ -302,7 +302,7 @@ def test_cancel_stops_a_background_sweep_and_an_interrupt_is_recorded(tmp_path, 
     def interrupted(config):  # Ctrl-C, or SIGTERM turned into KeyboardInterrupt by `prunescope sweep`
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(executors, "_run", interrupted)
+    monkeypatch.setattr(executor_jobs, "_run", interrupted)
     with pytest.raises(KeyboardInterrupt):
         sweeps.run_sweep(sweepfile.parse(spec), store, executors.InlineExecutor(), sweep_id="ctrl-c")
     assert sweeps.status(store, "ctrl-c")["state"] == "interrupted" and store.failures().empty
@@ -311,7 +311,7 @@ def test_cancel_stops_a_background_sweep_and_an_interrupt_is_recorded(tmp_path, 
 def test_attacks_run_after_their_runs_and_the_driver_saves_them(tmp_path, monkeypatch, broken_model):
     """The driver's order and bookkeeping for attacks, with the workers' computations replaced by stubs
     (the inline executor runs in this process, so the stubs apply)."""
-    from pruning_core import executors
+    from pruning_core import executor_jobs, executor_local, executors
     from pruning_core.robustness import AttackConfig, summarize
     from pruning_core.sweep import run_sweep
 
@@ -332,15 +332,15 @@ def test_attacks_run_after_their_runs_and_the_driver_saves_them(tmp_path, monkey
         return {"key": a.key(), "config": a.to_dict(), "meta": a.meta(), "summary": summarize(ex), "examples": ex}
 
     jobs = []
-    real_work = executors.work
+    real_work = executor_jobs.work
 
     def recording_work(job, threads=None):
         jobs.append((job.kind, len(job.config.get("keys", [None]))))
         return real_work(job, threads)
 
-    monkeypatch.setattr(executors, "_run", fake_run)
-    monkeypatch.setattr(executors, "_attack", fake_attack)
-    monkeypatch.setattr(executors, "work", recording_work)
+    monkeypatch.setattr(executor_jobs, "_run", fake_run)
+    monkeypatch.setattr(executor_jobs, "_attack", fake_attack)
+    monkeypatch.setattr(executor_local, "work", recording_work)  # what InlineExecutor calls
     f = _write(tmp_path / "a.yaml", GRID.replace("models: [default]", f"models: [default, '{broken_model}']")
                + "attacks:\n  - {recipe: deepwordbug, n: 4, methods: [wanda]}\n"
                + "  - {recipe: pruthi, n: 4, methods: [wanda]}\n")
