@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from pruning_core.core.errors import PrunescopeError
-from pruning_core.prune.methods import METHODS
-from pruning_core.prune.methods import kwon
-from pruning_core.prune.structured.run import StructuredContext
-from pruning_core.prune.structured.structure import StepRecord, Structure, average_length, head_flops
-from pruning_core.prune.structured.units import UnitMasks, masked
+from pruning_core.errors import PrunescopeError
+from pruning_core.methods import METHODS
+from pruning_core.methods import kwon, kwon_search, kwon_tuning
+from pruning_core.structured.run import StructuredContext
+from pruning_core.structured.structure import StepRecord, Structure, average_length, head_flops
+from pruning_core.structured.units import UnitMasks, masked
 
 
 def tiny_ctx(calib, budget: float, model=None, **options) -> StructuredContext:
@@ -48,7 +48,7 @@ def test_search_is_optimal_over_every_subset_of_units(seed):
         best = min(float(units.sum() - sum(units[i] for i in range(10) if keep[i]))
                    for keep in itertools.product([0, 1], repeat=10)
                    if sum(c for c, k in zip(costs, keep) if k) <= budget)
-        h, n, pruned = kwon.search(heads, neurons, head_cost, neuron_cost, budget)
+        h, n, pruned = kwon_search.search(heads, neurons, head_cost, neuron_cost, budget)
         assert h.shape == heads.shape and n.shape == neurons.shape
         assert int(h.sum()) * head_cost + int(n.sum()) * neuron_cost <= budget
         assert pruned == pytest.approx(best, abs=1e-12)
@@ -76,13 +76,13 @@ def naive_best_swaps(keep, fisher, steps):
     """Plain best-improvement local search over single swaps, every candidate evaluated in full."""
     keep = keep.clone()
     for _ in range(steps):
-        current = kwon.pruned_loss(keep, fisher)
+        current = kwon_search.pruned_loss(keep, fisher)
         best = None
         for p in (~keep).nonzero().flatten().tolist():
             for k in keep.nonzero().flatten().tolist():
                 trial = keep.clone()
                 trial[p], trial[k] = True, False
-                value = kwon.pruned_loss(trial, fisher)
+                value = kwon_search.pruned_loss(trial, fisher)
                 if best is None or value < best[0]:
                     best = (value, trial)
         if best is None or not best[0] < current - 1e-12 * abs(current):
@@ -98,20 +98,20 @@ def test_rearrangement_lowers_the_quadratic_objective_and_keeps_counts(calib):
         fisher = grads.T @ grads
         keep = torch.zeros(n, dtype=torch.bool)
         keep[torch.randperm(n, generator=g)[:kept]] = True
-        new, swaps = kwon.rearrange(keep, fisher, 100)
+        new, swaps = kwon_search.rearrange(keep, fisher, 100)
         assert int(new.sum()) == kept
-        assert kwon.pruned_loss(new, fisher) <= kwon.pruned_loss(keep, fisher)
+        assert kwon_search.pruned_loss(new, fisher) <= kwon_search.pruned_loss(keep, fisher)
         assert torch.equal(new, naive_best_swaps(keep, fisher, 100))  # same swaps as the plain search
         assert swaps >= int((new & ~keep).sum())
     # a real Fisher block (tiny model, per-example gradients), the step cap respected
     ctx = tiny_ctx(calib, 0.5)
-    fisher = kwon.mask_gradients(ctx.model, list(ctx.batches()), Structure.full(ctx.model.config))
+    fisher = kwon_search.mask_gradients(ctx.model, list(ctx.batches()), Structure.full(ctx.model.config))
     assert fisher.heads.shape[0] == calib.n_examples
     block = fisher.block("neurons", 0)
     keep = fisher.neurons[:, 0].pow(2).sum(0) > fisher.neurons[:, 0].pow(2).sum(0).median()
-    new, swaps = kwon.rearrange(keep, block, 3)
+    new, swaps = kwon_search.rearrange(keep, block, 3)
     assert swaps <= 3 and int(new.sum()) == int(keep.sum())
-    assert kwon.pruned_loss(new, block) <= kwon.pruned_loss(keep, block)
+    assert kwon_search.pruned_loss(new, block) <= kwon_search.pruned_loss(keep, block)
     assert torch.allclose(block.diagonal(), fisher.diagonal()[1][0])
 
 
@@ -156,8 +156,8 @@ def test_mask_tuning_lowers_the_sublayer_error_on_the_shipped_model(shipped, cal
     norm = {k: float(dense[k].pow(2).sum()) for k in ("heads", "neurons")}
 
     damping = 1e-2
-    masks, logs = kwon.tune_masks(model, structure, batches, damping, lambda *a: None)
-    assert (masks.heads[0, 1::2] == 0).all() and masks.neurons.abs().max() <= kwon.SCALE_RANGE
+    masks, logs = kwon_tuning.tune_masks(model, structure, batches, damping, lambda *a: None)
+    assert (masks.heads[0, 1::2] == 0).all() and masks.neurons.abs().max() <= kwon_tuning.SCALE_RANGE
     # layer 0's head scales solve the ridge problem built explicitly: column h = vec(ctx_h W_o,h^T)
     attn = model.bert.encoder.layer[0].attention.output.dense
     dh = full.head_dim
@@ -173,7 +173,7 @@ def test_mask_tuning_lowers_the_sublayer_error_on_the_shipped_model(shipped, cal
 
     with torch.no_grad(), masked(model, masks):
         tuned_logits = torch.cat([model(input_ids=i, attention_mask=m).logits for i, m, _ in batches])
-    kwon.fold_scales(model, masks)
+    kwon_tuning.fold_scales(model, masks)
     with torch.no_grad(), masked(model, zero_one):
         folded_logits = torch.cat([model(input_ids=i, attention_mask=m).logits for i, m, _ in batches])
     assert torch.allclose(tuned_logits, folded_logits, atol=1e-4)  # folding = the float masks
@@ -190,8 +190,8 @@ def test_mask_tuning_lowers_the_sublayer_error_on_the_shipped_model(shipped, cal
 
 
 def test_end_to_end_on_rotten_tomatoes():
-    from pruning_core.experiments.config import ExperimentConfig
-    from pruning_core.experiments.experiment import run_experiment
+    from pruning_core.config import ExperimentConfig
+    from pruning_core.experiment import run_experiment
 
     res = run_experiment(ExperimentConfig.create(method="kwon", sparsity=0.4, calib_size=32, eval_size=100,
                                                  device="cpu"))

@@ -44,6 +44,9 @@ Baseline (``baseline=True``, prune-then-LoRA): the K channels with the lowest me
 training; the 0/1 mask is fixed; only LoRA trains (same steps, batch, lr; no HSM, no identity loss);
 same merge and slicing.
 
+The adapters (LoRA, HSMs, the shared mask) are in `pat_adapters`; the schedule, the training texts and the
+tuning loop in `pat_train`.
+
 Deviations from the paper: PAT targets pre-norm decoder LLMs and places HSMs between attention and FFN
 (after the RMSNorm-ed residual); here they sit on the sub-layer outputs and the mask also multiplies
 every LayerNorm output (post-LN encoder). The paper's HSM operator is a "Hybrid-Identity-Operator";
@@ -57,20 +60,16 @@ frozen (the dense model is already a fine-tuned classifier).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from pruning_core.model.arch import arch_of
-from pruning_core.core.errors import PrunescopeError
-from pruning_core.prune.methods.base import StructuredMethod, knob
-from pruning_core.prune.records import StepRecord
-from pruning_core.prune.structured.structure import Structure
+from pruning_core.errors import PrunescopeError
+from pruning_core.methods.base import StructuredMethod, knob
+from pruning_core.methods.pat_adapters import Adapters
+from pruning_core.methods.pat_train import Schedule, activation_importance, train, training_data
+from pruning_core.structured.structure import Structure
 
 
 LEARNED_MASK = {"baseline": False}  # the baseline has no learned mask or sparsification modules
@@ -110,291 +109,6 @@ class PATOptions:
         if not self.prune_start + self.decay < self.prune_end:
             raise PrunescopeError(f"pat needs prune_start + decay < prune_end; got {self.prune_start:g} + "
                                   f"{self.decay:g} >= {self.prune_end:g}")
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Step indices of the mask schedule (see the module docstring)."""
-
-    start: int  # t0
-    select_end: int  # t_s: k(t) reaches K at t_s - 1
-    freeze: int  # t1: the mask is frozen after step t1 - 1
-    decay: int  # D
-
-    @classmethod
-    def of(cls, opts: PATOptions) -> "Schedule":
-        t = opts.steps
-        freeze = round(opts.prune_end * t)
-        decay = max(1, round(opts.decay * t))
-        start = min(round(opts.prune_start * t), freeze - decay - 1)
-        if start < 0:
-            raise PrunescopeError(f"{t} steps are too few for this mask schedule; raise steps or prune_end")
-        return cls(start, freeze - decay, freeze, decay)
-
-    def selected(self, step: int, total: int) -> int:
-        """How many channels are selected after step `step` (of K = `total`)."""
-        if step < self.start:
-            return 0
-        return min(total, math.ceil(total * (step - self.start + 1) / (self.select_end - self.start)))
-
-
-# ------------------------------------------------------------------------------------------- modules
-
-class LoRA(nn.Module):
-    """Low-rank update of one linear: adds (x A^T B^T) * alpha / r to its output."""
-
-    def __init__(self, linear: nn.Linear, rank: int, alpha: float, gen: torch.Generator):
-        super().__init__()
-        w = linear.weight
-        bound = 1 / math.sqrt(linear.in_features)
-        self.A = nn.Parameter((torch.rand(rank, linear.in_features, generator=gen) * 2 - 1).mul(bound).to(w))
-        self.B = nn.Parameter(torch.zeros(linear.out_features, rank, dtype=w.dtype, device=w.device))
-        self.scaling = alpha / rank
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x @ self.A.T) @ self.B.T * self.scaling
-
-    def delta(self) -> torch.Tensor:
-        return self.B @ self.A * self.scaling
-
-
-class HSM(nn.Module):
-    """x -> scale * m * (x + B A x), with m the shared channel mask (a tensor owned by `Adapters`)."""
-
-    def __init__(self, d: int, rank: int, gen: torch.Generator, like: torch.Tensor, trainable: bool = True):
-        super().__init__()
-        q, _ = torch.linalg.qr(torch.randn(d, rank, generator=gen, dtype=torch.float64))
-        self.A = nn.Parameter(q.T.contiguous().to(like), requires_grad=trainable)  # orthonormal rows
-        self.B = nn.Parameter(like.new_zeros(d, rank), requires_grad=trainable)
-        self.scale = nn.Parameter(like.new_ones(d), requires_grad=trainable)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.scale * mask * (x + (x @ self.A.T) @ self.B.T)
-
-    def matrix(self, mask: torch.Tensor) -> torch.Tensor:
-        """The d x d matrix diag(scale * m) (I + B A) this module multiplies by."""
-        eye = torch.eye(self.B.shape[0], dtype=self.B.dtype, device=self.B.device)
-        return (self.scale * mask)[:, None] * (eye + self.B @ self.A)
-
-    def identity_loss(self) -> torch.Tensor:
-        eye = torch.eye(self.A.shape[0], dtype=self.A.dtype, device=self.A.device)
-        return (self.A @ self.A.T - eye).pow(2).sum()
-
-
-_LORA_NAMES = {"q": "query", "k": "key", "v": "value", "attn_out": "attn_out", "ffn_in": "ffn_in", "ffn_out": "ffn_out"}
-
-
-def lora_targets(model) -> dict[str, nn.Linear]:
-    """The linears that get LoRA: Q, K, V, attention output, FFN in and out of every layer; the pooler."""
-    arch = arch_of(model)
-    out = {f"{i}.{_LORA_NAMES[kind]}": lin for i, block in enumerate(arch.blocks(model))
-           for kind, lin in arch.block_linears(block).items()}
-    pooler = arch.pooler_dense(model)
-    if pooler is not None:
-        out["pooler"] = pooler
-    return out
-
-
-def layer_norms(model) -> list[nn.Module]:
-    return arch_of(model).layer_norms(model)
-
-
-class Adapters(nn.Module):
-    """The trainable additions, attached to a BERT classifier by hooks (its own weights untouched until
-    `merge`): LoRA per target linear, one HSM per residual-stream write, the shared mask."""
-
-    def __init__(self, model, lora_rank: int, lora_alpha: float, hsm_rank: int, seed: int, hsm: bool = True,
-                 train_mask: bool = True, train_lora: bool = True):
-        super().__init__()
-        gen = torch.Generator().manual_seed(seed)
-        d = model.config.hidden_size
-        like = next(model.parameters())
-        self.model = [model]  # not a submodule: its weights are not ours
-        self.mask = nn.Parameter(like.new_ones(d), requires_grad=train_mask)
-        self.lora = nn.ModuleDict({k.replace(".", "_"): LoRA(lin, lora_rank, lora_alpha, gen)
-                                   for k, lin in lora_targets(model).items()})
-        for p in self.lora.parameters():
-            p.requires_grad_(train_lora)
-        rank = hsm_rank if hsm else 0
-        n_hsm = 1 + 2 * model.config.num_hidden_layers
-        self.hsm = nn.ModuleList(HSM(d, rank, gen, like, trainable=hsm) for _ in range(n_hsm))
-        self.handles = []
-        for p in model.parameters():
-            p.requires_grad_(False)
-        self._attach(model)
-
-    def _attach(self, model) -> None:
-        targets = lora_targets(model)
-        writes = {f"{i}.attn_out": 1 + 2 * i for i in range(model.config.num_hidden_layers)} | \
-                 {f"{i}.ffn_out": 2 + 2 * i for i in range(model.config.num_hidden_layers)}
-
-        def linear_hook(key):
-            lora, h = self.lora[key.replace(".", "_")], writes.get(key)
-
-            def hook(_mod, args, out):
-                out = out + lora(args[0])
-                return self.hsm[h](out, self.mask) if h is not None else out
-            return hook
-
-        for key, lin in targets.items():
-            self.handles.append(lin.register_forward_hook(linear_hook(key)))
-        emb_norm = arch_of(model).embedding_norm(model)
-        self.handles.append(emb_norm.register_forward_pre_hook(lambda _m, args: (self.hsm[0](args[0], self.mask),)))
-        for norm in layer_norms(model):
-            self.handles.append(norm.register_forward_hook(lambda _m, _i, out: out * self.mask))
-
-    def detach(self) -> None:
-        for h in self.handles:
-            h.remove()
-        self.handles = []
-
-    def identity_loss(self) -> torch.Tensor:
-        return torch.stack([h.identity_loss() for h in self.hsm]).mean()
-
-    @torch.no_grad()
-    def fold_mask(self, removed: torch.Tensor | None = None) -> None:
-        """Move the kept channels' mask values into every HSM scale and LayerNorm weight and bias, then
-        set the mask to exactly 0 on `removed` (default: the channels at 0) and 1 elsewhere: the function
-        does not change except for removed channels whose value was not yet exactly 0."""
-        m = self.mask.detach()
-        kept = m > 0 if removed is None else ~removed
-        factor = torch.where(kept, m, torch.ones_like(m))
-        for h in self.hsm:
-            h.scale.mul_(factor)
-        for norm in layer_norms(self.model[0]):
-            norm.weight.mul_(factor)
-            norm.bias.mul_(factor)
-        self.mask.copy_(kept.to(m.dtype))
-        self.mask.requires_grad_(False)
-
-    @torch.no_grad()
-    def merge(self) -> None:
-        """Write LoRA and HSMs into the model's weights and remove the hooks: afterwards
-        `masked(model, hidden=mask)` computes what the model with adapters computed."""
-        model = self.model[0]
-        self.detach()
-        targets = lora_targets(model)
-        for key, lin in targets.items():
-            lin.weight.add_(self.lora[key.replace(".", "_")].delta().to(lin.weight))
-        arch = arch_of(model)
-        for i, layer in enumerate(arch.blocks(model)):
-            for lin, h in ((arch.sublayer(layer, "attn").proj, 1 + 2 * i), (arch.sublayer(layer, "ffn").proj, 2 + 2 * i)):
-                mat = self.hsm[h].matrix(self.mask).to(torch.float64)
-                lin.weight.copy_((mat @ lin.weight.double()).to(lin.weight))
-                if lin.bias is not None:
-                    lin.bias.copy_((mat @ lin.bias.double()).to(lin.bias))
-        mat = self.hsm[0].matrix(self.mask).to(torch.float64)
-        for table in arch.embedding_tables(model):
-            table.weight.copy_((table.weight.double() @ mat.T).to(table.weight))
-
-
-# ---------------------------------------------------------------------------------------------- data
-
-def training_data(ctx, opts: PATOptions):
-    """(token id lists, labels) of a seeded sample of the task's labelled training split."""
-    from pruning_core.data import tasks as data
-    from pruning_core.data.calibration import _source
-
-    split = data.load(_source(ctx.task), "train")
-    n = min(opts.train_size, len(split))
-    idx = sorted(np.random.default_rng(ctx.seed).choice(len(split), size=n, replace=False))
-    texts = [split.texts[i] for i in idx]
-    limit = min(ctx.calib.seq_len, ctx.tokenizer.model_max_length)
-    ids = ctx.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
-    return ids, torch.tensor([split.labels[i] for i in idx])
-
-
-def batch(tokenizer, ids, labels, rows, device):
-    """(input_ids, attention_mask, labels) of training examples `rows`, right-padded to the longest."""
-    width = max(len(ids[i]) for i in rows)
-    x = torch.full((len(rows), width), tokenizer.pad_token_id or 0, dtype=torch.long)
-    mask = torch.zeros(len(rows), width, dtype=torch.long)
-    for r, i in enumerate(rows):
-        x[r, :len(ids[i])] = torch.tensor(ids[i])
-        mask[r, :len(ids[i])] = 1
-    return x.to(device), mask.to(device), labels[rows].to(device)
-
-
-@torch.no_grad()
-def activation_importance(model, tokenizer, ids, device, limit: int = 512, batch_size: int = 32) -> torch.Tensor:
-    """Mean |LayerNorm output| per hidden channel over real tokens, summed over every LayerNorm."""
-    score = torch.zeros(model.config.hidden_size, dtype=torch.float64, device=device)
-    state = {}
-
-    def hook(_m, _i, out):
-        keep = state["mask"].bool()
-        score.add_(out[keep].abs().double().sum(0) / keep.sum())
-
-    handles = [n.register_forward_hook(hook) for n in layer_norms(model)]
-    try:
-        rows = list(range(min(limit, len(ids))))
-        for s in range(0, len(rows), batch_size):
-            x, mask, _ = batch(tokenizer, ids, torch.zeros(len(ids), dtype=torch.long), rows[s:s + batch_size], device)
-            state["mask"] = mask
-            model(input_ids=x, attention_mask=mask)
-    finally:
-        for h in handles:
-            h.remove()
-    return score
-
-
-# ------------------------------------------------------------------------------------------ training
-
-def train(ctx, adapters: Adapters, ids, labels, opts: PATOptions, n_remove: int, schedule: Schedule | None,
-          log: list) -> None:
-    """The tuning loop; with a `schedule`, the mask is annealed as the module docstring says."""
-    model, device = ctx.model, ctx.device
-    d = len(adapters.mask)
-    full = Structure.full(model.config)
-    dense_flops = full.flops(ctx.seq_len)
-    params = [p for n, p in adapters.named_parameters() if p.requires_grad and n != "mask"]
-    groups = [{"params": params, "lr": opts.lr}]
-    if adapters.mask.requires_grad:
-        groups.append({"params": [adapters.mask], "lr": opts.mask_lr})
-    opt = torch.optim.AdamW(groups, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(ctx.seed)
-    order: list[int] = []
-    selected = torch.zeros(d, dtype=torch.bool, device=device)
-    sel_step = torch.zeros(d, dtype=torch.long, device=device)
-    sel_value = torch.zeros(d, dtype=adapters.mask.dtype, device=device)
-    every = max(1, opts.steps // 30)
-    model.eval()
-    for step in range(opts.steps):
-        if len(order) < opts.batch_size:
-            order += torch.randperm(len(ids), generator=gen).tolist()
-        rows, order = order[:opts.batch_size], order[opts.batch_size:]
-        x, mask, y = batch(ctx.tokenizer, ids, labels, rows, device)
-        task = F.cross_entropy(model(input_ids=x, attention_mask=mask).logits, y)
-        ident = adapters.identity_loss() if schedule is not None else task.new_zeros(())
-        loss = task + opts.identity_weight * ident
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        label = "tuning"
-        if schedule is not None and adapters.mask.requires_grad:
-            with torch.no_grad():
-                m = adapters.mask
-                m.clamp_(min=0)
-                want = schedule.selected(step, n_remove)
-                if want > int(selected.sum()):
-                    cand = torch.where(selected, torch.full_like(m, float("inf")), m)
-                    new = torch.argsort(cand, stable=True)[:want - int(selected.sum())]
-                    selected[new], sel_step[new], sel_value[new] = True, step, m[new]
-                ceiling = sel_value * (1 - (step - sel_step + 1).to(m.dtype) / schedule.decay).clamp(min=0)
-                m.copy_(torch.where(selected, torch.minimum(m, ceiling), m))
-                if step == schedule.freeze - 1:
-                    adapters.fold_mask(selected)
-                    label = "mask frozen"
-                else:
-                    label = f"annealing: {int(selected.sum())} of {n_remove} channels selected"
-        removed = int((adapters.mask.detach() == 0).sum())
-        kept = full.replace(hidden=adapters.mask.detach() != 0).flops(ctx.seq_len) / dense_flops
-        if step % every == 0 or step == opts.steps - 1 or label == "mask frozen":
-            log.append({"step": step + 1, "loss": loss.item(), "task_loss": task.item(), "identity_loss": ident.item(),
-                        "selected": int(selected.sum()) if schedule is not None else n_remove,
-                        "channels_at_zero": removed})
-            ctx.report(StepRecord(step + 1, opts.steps, f"{label}; {removed} of {d} channels at 0", kept,
-                                  loss.item()))
 
 
 class PAT(StructuredMethod):
