@@ -9,11 +9,13 @@ import hashlib
 import os
 import re
 
-from pruning_core import PrunescopeError, data, methods
-from pruning_core.access import check_page_path, uploads_dir
-from pruning_core.arch import KIND_LABELS
-from pruning_core.config import ExperimentConfig
-from pruning_core.records import BlockRecord, LayerRecord, StepRecord
+from pruning_core import PrunescopeError
+from pruning_core.data import tasks as data
+from pruning_core.prune import methods
+from pruning_core.storage.access import check_page_path, uploads_dir
+from pruning_core.model.arch import KIND_LABELS
+from pruning_core.experiments.config import ExperimentConfig
+from pruning_core.prune.records import BlockRecord, LayerRecord, StepRecord
 
 UPLOAD_LIMIT_MB = 20
 

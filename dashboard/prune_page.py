@@ -19,11 +19,14 @@ from dashboard.method_form import method_form  # noqa: E402
 from dashboard.prune_actions import (UPLOAD_LIMIT_MB, LiveRecords, budget_label, describe, differences,  # noqa: E402
                                      layer_line, make_config, options_text, refine_line, save_upload, step_line)
 from dashboard.prune_views import show  # noqa: E402
-from pruning_core import PrunescopeError, data, experiment, methods  # noqa: E402
-from pruning_core.arch import arch_of  # noqa: E402
-from pruning_core.masks import PATTERNS, parse_pattern  # noqa: E402
-from pruning_core.models import resolve_device  # noqa: E402
-from pruning_core.records import BlockRecord, LayerRecord, StepRecord  # noqa: E402
+from pruning_core import PrunescopeError
+from pruning_core.data import tasks as data
+from pruning_core.experiments import experiment
+from pruning_core.prune import methods
+from pruning_core.model.arch import arch_of  # noqa: E402
+from pruning_core.prune.masks import PATTERNS, parse_pattern  # noqa: E402
+from pruning_core.model.models import resolve_device  # noqa: E402
+from pruning_core.prune.records import BlockRecord, LayerRecord, StepRecord  # noqa: E402
 
 note_interrupted()
 REQUEST = "prune_request"  # set by the Prune / Recompute buttons' callbacks, consumed by the next run only

@@ -11,9 +11,9 @@ from dashboard import charts
 from dashboard.common import load_mask
 from dashboard.prune_actions import options_text
 from dashboard.run_actions import export_section, speed_section
-from pruning_core import methods
-from pruning_core.arch import KIND_LABELS
-from pruning_core.masks import parse_pattern
+from pruning_core.prune import methods
+from pruning_core.model.arch import KIND_LABELS
+from pruning_core.prune.masks import parse_pattern
 
 
 def show(res: dict) -> None:

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from pruning_core.errors import PrunescopeError
-from pruning_core.methods import METHODS
-from pruning_core.methods import kwon, kwon_search, kwon_tuning
-from pruning_core.structured.run import StructuredContext
-from pruning_core.structured.structure import StepRecord, Structure, average_length, head_flops
-from pruning_core.structured.units import UnitMasks, masked
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.prune.methods import METHODS
+from pruning_core.prune.methods import kwon, kwon_search, kwon_tuning
+from pruning_core.prune.structured.run import StructuredContext
+from pruning_core.prune.structured.structure import StepRecord, Structure, average_length, head_flops
+from pruning_core.prune.structured.units import UnitMasks, masked
 
 
 def tiny_ctx(calib, budget: float, model=None, **options) -> StructuredContext:
@@ -190,8 +190,8 @@ def test_mask_tuning_lowers_the_sublayer_error_on_the_shipped_model(shipped, cal
 
 
 def test_end_to_end_on_rotten_tomatoes():
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.experiment import run_experiment
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.experiments.experiment import run_experiment
 
     res = run_experiment(ExperimentConfig.create(method="kwon", sparsity=0.4, calib_size=32, eval_size=100,
                                                  device="cpu"))

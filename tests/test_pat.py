@@ -10,13 +10,13 @@ import torch.nn.functional as F
 
 from conftest import TEXTS, tiny_model
 from conftest import calib_logits as logits
-from pruning_core.methods.pat import PAT
-from pruning_core.methods.pat_adapters import HSM, Adapters
-from pruning_core.methods.pat_train import Schedule
-from pruning_core.structured.run import StructuredContext
-from pruning_core.structured.shrink import remove
-from pruning_core.structured.structure import Structure
-from pruning_core.structured.units import UnitMasks
+from pruning_core.prune.methods.pat import PAT
+from pruning_core.prune.methods.pat_adapters import HSM, Adapters
+from pruning_core.prune.methods.pat_train import Schedule
+from pruning_core.prune.structured.run import StructuredContext
+from pruning_core.prune.structured.shrink import remove
+from pruning_core.prune.structured.structure import Structure
+from pruning_core.prune.structured.units import UnitMasks
 
 LABEL = dict(zip(TEXTS[:8], [1, 0, 1, 0, 1, 0, 1, 0]))  # TEXTS: positive, negative, ... (8 texts, 4 times)
 
@@ -150,7 +150,7 @@ def test_budget_zero_keeps_every_channel(calib, tokenizer, task_file):
 
 
 def test_bad_schedule_is_rejected():
-    from pruning_core.errors import PrunescopeError
+    from pruning_core.core.errors import PrunescopeError
 
     with pytest.raises(PrunescopeError):
         PAT().options({"prune_start": 0.6, "decay": 0.2, "prune_end": 0.7})
@@ -160,8 +160,8 @@ def test_bad_schedule_is_rejected():
 
 @pytest.mark.slow
 def test_pat_end_to_end_on_the_shipped_model():
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.experiment import run_experiment
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.experiments.experiment import run_experiment
 
     cfg = ExperimentConfig.create(method="pat", sparsity=0.25, calib_size=32, eval_size=100, device="cpu",
                                   options={"steps": 30, "train_size": 200})

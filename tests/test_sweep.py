@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 import torch
 
-from pruning_core import sweepfile
+from pruning_core.sweeps import sweepfile
 from pruning_core.cli import main
-from pruning_core.config import ExperimentConfig
-from pruning_core.errors import PrunescopeError
-from pruning_core.models import MODELS_DIR
-from pruning_core.store import Store
+from pruning_core.experiments.config import ExperimentConfig
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.model.models import MODELS_DIR
+from pruning_core.storage.store import Store
 
 TINY = {"calib_size": 4, "seq_len": 16, "eval_size": 16, "device": "cpu"}
 GRID = """
@@ -113,7 +113,7 @@ seq_len: 16
 
 
 def test_attack_entries_expand_like_the_robustness_page(tmp_path):
-    from pruning_core.sweep import attack_grid
+    from pruning_core.sweeps.sweep import attack_grid
 
     attacks = ("attacks:\n  - {recipe: deepwordbug, n: 5, visible_only: true}\n"
                "  - {recipe: deepwordbug, n: 5, methods: [wanda]}\n")
@@ -192,7 +192,7 @@ device = "cpu"
 
 
 def test_local_pool_stores_every_config_once_like_run_experiment(local_sweep, broken_model, one_thread):
-    from pruning_core.experiment import run_experiment
+    from pruning_core.experiments.experiment import run_experiment
 
     store = local_sweep["store"]
     assert local_sweep["code"] == 1  # some configs failed: the exit status says so
@@ -248,7 +248,7 @@ def test_ray_local_mode_gives_the_same_results_as_the_local_pool(local_sweep, tm
 
 
 def test_background_sweep_resumes_after_a_kill_without_duplicates(tmp_path, capsys):
-    from pruning_core import sweep as sweeps
+    from pruning_core.sweeps import sweep as sweeps
 
     grid = _write(tmp_path / "grid.yaml", GRID.replace("[magnitude, wanda]", "[wanda]"))  # two configs
     store = Store(tmp_path / "runs.sqlite")
@@ -281,8 +281,9 @@ def test_background_sweep_resumes_after_a_kill_without_duplicates(tmp_path, caps
 
 
 def test_cancel_stops_a_background_sweep_and_an_interrupt_is_recorded(tmp_path, monkeypatch):
-    from pruning_core import executor_jobs, executors
-    from pruning_core import sweep as sweeps
+    from pruning_core.sweeps import executor_jobs
+    from pruning_core.sweeps import executors
+    from pruning_core.sweeps import sweep as sweeps
 
     store = Store(tmp_path / "runs.sqlite")
     with pytest.raises(PrunescopeError, match="unknown method"):  # checked before anything starts
@@ -311,9 +312,11 @@ def test_cancel_stops_a_background_sweep_and_an_interrupt_is_recorded(tmp_path, 
 def test_attacks_run_after_their_runs_and_the_driver_saves_them(tmp_path, monkeypatch, broken_model):
     """The driver's order and bookkeeping for attacks, with the workers' computations replaced by stubs
     (the inline executor runs in this process, so the stubs apply)."""
-    from pruning_core import executor_jobs, executor_local, executors
+    from pruning_core.sweeps import executor_jobs
+    from pruning_core.sweeps import executor_local
+    from pruning_core.sweeps import executors
     from pruning_core.robustness import AttackConfig, summarize
-    from pruning_core.sweep import run_sweep
+    from pruning_core.sweeps.sweep import run_sweep
 
     order = []
 
@@ -354,7 +357,7 @@ def test_attacks_run_after_their_runs_and_the_driver_saves_them(tmp_path, monkey
     fails = store.failures()
     assert set(fails[fails["kind"] == "attack"]["error"].str.contains("is not stored")) == {True}
     assert len(store.attack_keys()) == 8
-    from pruning_core.results import runs_table
+    from pruning_core.storage.results import runs_table
 
     table = runs_table(store)
     wanda = table[(table["method"] == "wanda")]
@@ -396,7 +399,7 @@ def test_dry_run_prints_the_grid_and_estimates_without_computing(local_sweep, tm
 
 
 def test_results_csv_and_parquet_round_trip(local_sweep, tmp_path, capsys):
-    from pruning_core.results import read_table, runs_table
+    from pruning_core.storage.results import read_table, runs_table
 
     store = local_sweep["store"]
     table = runs_table(store)

@@ -14,7 +14,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from pruning_core.errors import PrunescopeError
+from pruning_core.core.errors import PrunescopeError
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,9 @@ def _error_text(exc: Exception) -> str:
 
 
 def _run(config: dict) -> tuple[dict, dict]:
-    from pruning_core.config import ExperimentConfig
-    from pruning_core.experiment import run_experiment
-    from pruning_core.store import pack_mask
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.experiments.experiment import run_experiment
+    from pruning_core.storage.store import pack_mask
 
     exp = run_experiment(ExperimentConfig.from_dict(config))
     masks = {n: (int(m.shape[0]), int(m.shape[1]), pack_mask(m)) for n, m in exp.prune.masks.items()}

@@ -10,9 +10,9 @@ from typing import Iterable, Iterator
 
 import psutil
 
-from pruning_core.errors import PrunescopeError
-from pruning_core.executor_jobs import Executor, Job, Outcome, cpu_count, work
-from pruning_core.runtime import quiet_libraries
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.sweeps.executor_jobs import Executor, Job, Outcome, cpu_count, work
+from pruning_core.core.runtime import quiet_libraries
 
 
 def available_memory_mb() -> float | None:

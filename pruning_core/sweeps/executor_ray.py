@@ -6,8 +6,8 @@ import logging
 import os
 from typing import Iterable, Iterator
 
-from pruning_core.errors import PrunescopeError
-from pruning_core.executor_jobs import Executor, Job, Outcome, cpu_count, work
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.sweeps.executor_jobs import Executor, Job, Outcome, cpu_count, work
 
 # What workers inherit from the driver's environment (Ray workers on other machines get these too).
 PASS_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "PRUNESCOPE_NLTK_DATA",

@@ -14,10 +14,10 @@ executor modules is importable from here (`executor_jobs`: jobs, outcomes, the i
 
 from __future__ import annotations
 
-from pruning_core.errors import PrunescopeError
-from pruning_core.executor_jobs import Executor, Job, Outcome, cpu_count, work
-from pruning_core.executor_local import InlineExecutor, LocalExecutor, available_memory_mb, default_workers
-from pruning_core.executor_ray import PASS_ENV, RayExecutor
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.sweeps.executor_jobs import Executor, Job, Outcome, cpu_count, work
+from pruning_core.sweeps.executor_local import InlineExecutor, LocalExecutor, available_memory_mb, default_workers
+from pruning_core.sweeps.executor_ray import PASS_ENV, RayExecutor
 
 __all__ = ["EXECUTORS", "PASS_ENV", "Executor", "InlineExecutor", "Job", "LocalExecutor", "Outcome", "RayExecutor",
            "available_memory_mb", "cpu_count", "default_workers", "make", "work"]

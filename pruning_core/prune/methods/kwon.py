@@ -42,11 +42,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pruning_core.arch import arch_of
-from pruning_core.methods.base import StructuredMethod, knob
-from pruning_core.methods.kwon_search import mask_gradients, pruned_loss, rearrange, search
-from pruning_core.methods.kwon_tuning import fold_scales, tune_masks
-from pruning_core.structured.structure import StepRecord, Structure, head_flops, neuron_flops
+from pruning_core.model.arch import arch_of
+from pruning_core.prune.methods.base import StructuredMethod, knob
+from pruning_core.prune.methods.kwon_search import mask_gradients, pruned_loss, rearrange, search
+from pruning_core.prune.methods.kwon_tuning import fold_scales, tune_masks
+from pruning_core.prune.structured.structure import StepRecord, Structure, head_flops, neuron_flops
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Kwon et al.'s mask search, stages 1-3 of `pruning_core.methods.kwon`: Fisher information of the unit
+"""Kwon et al.'s mask search, stages 1-3 of `pruning_core.prune.methods.kwon`: Fisher information of the unit
 masks, the FLOPs-constrained search over head and neuron counts, and the per-layer rearrangement by swaps."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pruning_core.errors import PrunescopeError
-from pruning_core.structured.structure import Structure
-from pruning_core.structured.units import UnitMasks, masked
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.prune.structured.structure import Structure
+from pruning_core.prune.structured.units import UnitMasks, masked
 
 
 # -- 1. Fisher information -------------------------------------------------------------------------

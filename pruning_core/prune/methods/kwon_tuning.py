@@ -1,4 +1,4 @@
-"""Kwon et al.'s mask tuning, stage 4 of `pruning_core.methods.kwon`: layer by layer, least-squares scales
+"""Kwon et al.'s mask tuning, stage 4 of `pruning_core.prune.methods.kwon`: layer by layer, least-squares scales
 of the kept units so each pruned sub-layer's LayerNorm input matches the dense one, then folded into the
 output projections."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from pruning_core.arch import arch_of
-from pruning_core.structured.structure import Structure
-from pruning_core.structured.units import UnitMasks, dense_targets, masked, sublayer_inputs
+from pruning_core.model.arch import arch_of
+from pruning_core.prune.structured.structure import Structure
+from pruning_core.prune.structured.units import UnitMasks, dense_targets, masked, sublayer_inputs
 
 SCALE_RANGE = 10.0  # |scale| bound of the mask tuning, as in the paper
 

@@ -65,11 +65,11 @@ from dataclasses import dataclass
 
 import torch
 
-from pruning_core.errors import PrunescopeError
-from pruning_core.methods.base import StructuredMethod, knob
-from pruning_core.methods.pat_adapters import Adapters
-from pruning_core.methods.pat_train import Schedule, activation_importance, train, training_data
-from pruning_core.structured.structure import Structure
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.prune.methods.base import StructuredMethod, knob
+from pruning_core.prune.methods.pat_adapters import Adapters
+from pruning_core.prune.methods.pat_train import Schedule, activation_importance, train, training_data
+from pruning_core.prune.structured.structure import Structure
 
 
 LEARNED_MASK = {"baseline": False}  # the baseline has no learned mask or sparsification modules

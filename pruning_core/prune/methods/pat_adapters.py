@@ -1,5 +1,5 @@
 """PAT's trainable additions to a BERT classifier: LoRA on its linears, the Hybrid Sparsification Modules
-(HSM) on every residual-stream write and the channel mask they share (see `pruning_core.methods.pat`).
+(HSM) on every residual-stream write and the channel mask they share (see `pruning_core.prune.methods.pat`).
 
 `Adapters` attaches them by hooks, leaving the model's own weights untouched until `merge` writes them in.
 """
@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from pruning_core.arch import arch_of
+from pruning_core.model.arch import arch_of
 
 
 class LoRA(nn.Module):

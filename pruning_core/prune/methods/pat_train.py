@@ -1,5 +1,5 @@
 """PAT's training: the mask schedule, the labelled training texts and the tuning loop (see
-`pruning_core.methods.pat` for the method and its schedule)."""
+`pruning_core.prune.methods.pat` for the method and its schedule)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pruning_core.errors import PrunescopeError
-from pruning_core.methods.pat_adapters import Adapters, layer_norms
-from pruning_core.records import StepRecord
-from pruning_core.structured.structure import Structure
+from pruning_core.core.errors import PrunescopeError
+from pruning_core.prune.methods.pat_adapters import Adapters, layer_norms
+from pruning_core.prune.records import StepRecord
+from pruning_core.prune.structured.structure import Structure
 
 
 class TrainOptions(Protocol):
@@ -33,7 +33,7 @@ class TrainOptions(Protocol):
 
 @dataclass(frozen=True)
 class Schedule:
-    """Step indices of the mask schedule (see the docstring of `pruning_core.methods.pat`)."""
+    """Step indices of the mask schedule (see the docstring of `pruning_core.prune.methods.pat`)."""
 
     start: int  # t0
     select_end: int  # t_s: k(t) reaches K at t_s - 1
@@ -61,8 +61,8 @@ class Schedule:
 
 def training_data(ctx, opts: TrainOptions):
     """(token id lists, labels) of a seeded sample of the task's labelled training split."""
-    from pruning_core import data
-    from pruning_core.calibration import _source
+    from pruning_core.data import tasks as data
+    from pruning_core.data.calibration import _source
 
     split = data.load(_source(ctx.task), "train")
     n = min(opts.train_size, len(split))
@@ -111,7 +111,7 @@ def activation_importance(model, tokenizer, ids, device, limit: int = 512, batch
 
 def train(ctx, adapters: Adapters, ids, labels, opts: TrainOptions, n_remove: int, schedule: Schedule | None,
           log: list) -> None:
-    """The tuning loop; with a `schedule`, the mask is annealed as `pruning_core.methods.pat` says."""
+    """The tuning loop; with a `schedule`, the mask is annealed as `pruning_core.prune.methods.pat` says."""
     model, device = ctx.model, ctx.device
     d = len(adapters.mask)
     full = Structure.full(model.config)
