@@ -23,7 +23,8 @@ import time
 from benchmarks.common import OUT, machine, print_progress, print_table
 from pruning_core.config import ExperimentConfig
 from pruning_core.store import Store
-from pruning_core.sweep import attack_grid, run_attack_grid, run_grid
+from pruning_core.sweep_run import run_attack_grid, run_grid
+from pruning_core.sweep_spec import attack_grid
 
 MODES = ("lr", "br", "gp", "cr")
 CALIB = dict(calib_size=128, seq_len=64, device="cpu")

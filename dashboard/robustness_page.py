@@ -13,7 +13,7 @@ from dashboard.common import (clear_attack_caches, demo_attacks_imported, error_
                               load_attack_examples, load_attack_row, note_interrupted)
 from pruning_core import PrunescopeError, data, methods
 from pruning_core.robustness import RECIPES, availability, run_attack
-from pruning_core.sweep import ROBUSTNESS_SPARSITIES, SPARSITIES, attack_grid
+from pruning_core.sweep_spec import ROBUSTNESS_SPARSITIES, SPARSITIES, attack_grid
 
 st.title("Robustness under attack")
 note_interrupted()

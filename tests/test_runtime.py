@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pruning_core import executors, profiling, sweep
+from pruning_core import executors, profiling, sweep_background
 from pruning_core.runtime import quiet_libraries
 from pruning_core.store import Store
 
@@ -39,17 +39,17 @@ def test_resident_memory_follows_an_allocation():
 
 
 def test_alive_tells_a_running_process_from_a_finished_one():
-    assert sweep._alive(os.getpid())
+    assert sweep_background._alive(os.getpid())
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert sweep._alive(child.pid)
+        assert sweep_background._alive(child.pid)
     finally:
         child.kill()
     deadline = time.time() + 10
-    while sweep._alive(child.pid) and time.time() < deadline:  # a killed child is a zombie until reaped
+    while sweep_background._alive(child.pid) and time.time() < deadline:  # a killed child is a zombie until reaped
         time.sleep(0.05)
-    assert not sweep._alive(child.pid)
-    assert not sweep._alive(2**22 + 12345)  # above Linux's pid_max: no such process
+    assert not sweep_background._alive(child.pid)
+    assert not sweep_background._alive(2**22 + 12345)  # above Linux's pid_max: no such process
 
 
 def test_quiet_libraries(monkeypatch):
