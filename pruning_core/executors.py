@@ -1,6 +1,6 @@
 """Where a sweep's configs run: in this process (`inline`), in a local process pool (`local`), or as
 Ray tasks on a laptop or a cluster (`ray`). Every executor does the same thing with a `Job` (one
-prune run or one attack) and hands back an `Outcome`; only the driver (`sweep.run_sweep`) writes the
+prune run or one attack) and hands back an `Outcome`; only the driver (`sweep_run.run_sweep`) writes the
 results store, so workers never open it.
 
 A worker catches every exception of its job and returns it as the outcome's error, so one bad

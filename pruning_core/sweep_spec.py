@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterable, Union, get_args
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
@@ -74,7 +75,7 @@ def _device(name: str) -> str:
 def _recipe(name: str) -> str:
     from pruning_core.robustness import recipes
 
-    recipes.check(name)
+    recipes.get(name)  # known; whether it can run on this machine is the sweep file's check
     return name
 
 
@@ -219,8 +220,9 @@ def grid_size(spec: SweepSpec) -> int:
 
     per_point = lambda m: len(spec.sparsities) if registry.get(m).structured else sum(  # noqa: E731
         1 if parse_pattern(pat).sparsity is not None else len(spec.sparsities) for pat in spec.patterns)
+    points = lambda opts: math.prod(len(v) if isinstance(v, list) else 1 for v in opts.values())  # noqa: E731
     return len(spec.model_pairs()) * len(spec.seed) * sum(
-        len(option_points(opts)) * per_point(m) for m, opts, _ in spec.method_entries())
+        points(opts) * per_point(m) for m, opts, _ in spec.method_entries())
 
 
 def expand(spec: SweepSpec, problem: Callable[[tuple, str], None] | None = None) -> tuple[ExperimentConfig, ...]:

@@ -192,9 +192,12 @@ def _check_models(p: Problems, spec: SweepSpec, raw: Any) -> None:
 
 
 def _check_attacks(p: Problems, spec: SweepSpec) -> None:
-    """Attack entries select only methods, sparsities and tasks of the grid."""
+    """Attack entries name recipes that run here and select only methods, sparsities and tasks of the grid."""
+    from pruning_core.robustness import recipes
+
     names = [name for name, _, _ in spec.method_entries()]
     for i, e in enumerate(spec.attacks):
+        p.ok(("attacks", i, "recipe"), recipes.check, e.recipe)
         for key, allowed in (("methods", names), ("sparsities", spec.sparsities), ("tasks", spec.tasks)):
             for v in getattr(e, key) or ():
                 if v not in allowed:

@@ -122,7 +122,7 @@ def _demo_tasks(prefix: str) -> list[str]:
 
 
 def test_compare_page_default_grid_is_shipped(fresh_app):
-    """The Compare page's default grid (its widgets' defaults, built by sweep.grid as the page does) is
+    """The Compare page's default grid (its widgets' defaults, expanded by sweep_spec.grid as the page does) is
     stored after the demo import, for every shipped task, and the page says nothing is left to compute."""
     # the import the page runs first (once per server), into the fresh store the page then reads
     assert demo.import_demo(fresh_app) == sum(len(_rows(p)) for p in DEMO_FILES if p.name.startswith("sweep_"))
@@ -135,7 +135,7 @@ def test_compare_page_default_grid_is_shipped(fresh_app):
                   eval_size=int(at.number_input(key="cmp_eval").value) or None)
     from pruning_core import methods as registry
 
-    assert methods and not any(registry.METHODS[m].structured for m in methods)  # sweep.grid is the page's grid
+    assert methods and not any(registry.METHODS[m].structured for m in methods)  # the page's expander
     tasks = _demo_tasks("sweep_")
     assert tasks == ["bbc_news", "rotten_tomatoes"]
     for task in tasks:
@@ -150,7 +150,7 @@ def test_compare_page_default_grid_is_shipped(fresh_app):
 
 
 def test_robustness_page_default_grid_is_shipped_with_its_dense_baseline(fresh_app):
-    """The Robustness page's default grid (built by sweep.attack_grid from its widgets' defaults) is stored
+    """The Robustness page's default grid (built by sweep_spec.attack_grid from its widgets' defaults) is stored
     after the demo import for every shipped recipe, the dense (sparsity 0) attack in particular, and the page
     tables and plots the sparsity-0 point without computing anything."""
     shipped = [r for p in DEMO_FILES if p.name.startswith("robustness_") for r in _rows(p)]

@@ -86,7 +86,7 @@ def run(args) -> int:
     if args.executor == "local" and workers is None:
         workers = executors.default_workers(max(len(p.runs), len(p.attacks)), peak_estimate(p, store))
 
-    def on_term(signum, frame):  # `sweep.cancel` and kill: stop like Ctrl-C, with the status row updated
+    def on_term(signum, frame):  # `sweep_background.cancel` and kill: stop like Ctrl-C, with the status row updated
         raise KeyboardInterrupt
 
     if hasattr(signal, "SIGTERM"):
