@@ -23,7 +23,8 @@ import time
 from benchmarks.common import OUT, machine, print_progress, print_table
 from pruning_core.experiments.config import ExperimentConfig
 from pruning_core.storage.store import Store
-from pruning_core.sweeps.sweep import attack_grid, run_attack_grid, run_grid
+from pruning_core.sweeps.run import run_attack_grid, run_grid
+from pruning_core.sweeps.spec import attack_grid
 
 MODES = ("lr", "br", "gp", "cr")
 CALIB = dict(calib_size=128, seq_len=64, device="cpu")

@@ -19,7 +19,9 @@ import time
 from benchmarks.common import OUT, machine, print_table
 from pruning_core.robustness import OFFLINE, AttackConfig, availability, run_attack
 from pruning_core.storage.store import Store
-from pruning_core.sweeps.sweep import DEMO_DIR, ROBUSTNESS_SPARSITIES, attack_grid, export_demo_attacks, run_attack_grid
+from pruning_core.storage.demo import DEMO_DIR, export_demo_attacks
+from pruning_core.sweeps.run import run_attack_grid
+from pruning_core.sweeps.spec import ROBUSTNESS_SPARSITIES, attack_grid
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
 TASK = "rotten_tomatoes"

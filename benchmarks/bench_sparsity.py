@@ -13,7 +13,9 @@ import math
 
 from benchmarks.common import OUT, machine, print_table
 from pruning_core.storage.store import Store
-from pruning_core.sweeps.sweep import DEMO_DIR, SPARSITIES, export_demo, grid, run_grid
+from pruning_core.storage.demo import DEMO_DIR, export_demo
+from pruning_core.sweeps.run import run_grid
+from pruning_core.sweeps.spec import SPARSITIES, grid
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
 PATTERNS = ("unstructured", "2:4", "4:8")

@@ -23,7 +23,7 @@ import torch
 from benchmarks.common import OUT, machine, print_progress, print_table
 from pruning_core.experiments.config import ExperimentConfig
 from pruning_core.storage.store import Store
-from pruning_core.sweeps.sweep import run_grid
+from pruning_core.sweeps.run import run_grid
 
 CALIB = dict(calib_size=128, seq_len=64, device="cpu")
 

@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard.method_form import option_keys
 from pruning_core import PrunescopeError
 from pruning_core.storage.store import Store
-from pruning_core.sweeps.sweep import import_demo, import_demo_attacks
+from pruning_core.storage.demo import import_demo, import_demo_attacks
 
 
 @st.cache_resource

@@ -12,28 +12,16 @@ from dashboard.common import (demo_attacks_imported, demo_imported, error_text, 
 from pruning_core import PrunescopeError
 from pruning_core.data import tasks as data
 from pruning_core.prune import methods
-from pruning_core.sweeps import sweepfile
-from pruning_core.sweeps import sweep as sweeps
-from pruning_core.experiments.config import ExperimentConfig
+from pruning_core.sweeps import background as sweeps
 from pruning_core.prune.masks import PATTERNS
-from pruning_core.sweeps.sweep import SPARSITIES, grid, run_grid
+from pruning_core.sweeps.run import run_grid
+from pruning_core.sweeps.spec import SPARSITIES, SweepSpec, expand
 
 
-def compare_grid(task: str, chosen: list[str], patterns: list[str], sparsities: list[float],
-                 **common) -> list[ExperimentConfig]:
-    """The grid's configs: unstructured methods x patterns x sparsities (sweep.grid), then each structured
-    method (pattern 'structured') at every sparsity, read as its budget. sweep.grid gives every method the
-    patterns it is given, which the structured methods refuse, so they are built here."""
-    flat = [m for m in chosen if not methods.METHODS[m].structured]
-    units = [m for m in chosen if methods.METHODS[m].structured]
-    return grid(task, flat, patterns, sparsities, **common) + [
-        ExperimentConfig.create(task=task, method=m, sparsity=float(s), **common) for m in units for s in sparsities]
-
-
-def sweep_spec(task: str, chosen: list[str], patterns: list[str], sparsities: list[float], calib_size: int,
-               seq_len: int, eval_size: int | None = None) -> dict:
-    """The grid as a sweep file would hold it (sweepfile.parse expands it to the same configs as
-    compare_grid; the sweep skips the stored ones). Patterns are left out when every method is structured."""
+def compare_spec(task: str, chosen: list[str], patterns: list[str], sparsities: list[float], calib_size: int,
+                 seq_len: int, eval_size: int | None = None) -> SweepSpec:
+    """The grid as a sweep file would hold it: `expand` gives the page its configs, and a background sweep
+    runs the same spec (skipping the stored ones). Patterns are left out when every method is structured."""
     spec = {"name": f"compare-{task}", "models": ["default"], "tasks": [task], "methods": list(chosen),
             "sparsities": [float(s) for s in sparsities], "calib_size": int(calib_size), "seq_len": int(seq_len),
             "seed": 0}
@@ -41,7 +29,7 @@ def sweep_spec(task: str, chosen: list[str], patterns: list[str], sparsities: li
         spec["patterns"] = list(patterns)
     if eval_size is not None:
         spec["eval_size"] = int(eval_size)
-    return spec
+    return SweepSpec.of(**spec)
 
 
 def recent_sweeps(limit: int = 8) -> list[dict]:
@@ -84,9 +72,12 @@ with st.sidebar:
     recompute = st.button("Recompute all", key="cmp_recompute",
                           help="prune every run of the grid again, even the stored ones")
 
+if not chosen or not sparsities or (not patterns and any(not methods.METHODS[m].structured for m in chosen)):
+    st.info("Choose at least one method, pattern and sparsity in the sidebar.")
+    st.stop()
 try:
-    configs = compare_grid(task, chosen, patterns, sparsities, calib_size=int(calib_size), seq_len=int(seq_len),
-                           eval_size=eval_size)
+    spec = compare_spec(task, chosen, patterns, sparsities, calib_size, seq_len, eval_size)
+    configs = list(expand(spec))
 except PrunescopeError as exc:
     st.error(str(exc))
     st.stop()
@@ -96,10 +87,8 @@ st.caption(f"{len(configs)} runs in the grid: {len(configs) - len(missing)} stor
 
 def start_sweep() -> None:
     """Start the grid as a detached sweep (stored configs are skipped) and follow it."""
-    spec = sweep_spec(task, chosen, patterns, sparsities, calib_size, seq_len, eval_size)
     try:
-        sweepfile.parse(spec)
-        handle = sweeps.start_background(spec, store_path=store.path, executor="local")
+        handle = sweeps.start_background(spec.to_file(), store_path=store.path, executor="local")
     except PrunescopeError as exc:
         st.error(str(exc))
         return

@@ -15,7 +15,7 @@ from pruning_core import PrunescopeError
 from pruning_core.data import tasks as data
 from pruning_core.prune import methods
 from pruning_core.robustness import RECIPES, availability, run_attack
-from pruning_core.sweeps.sweep import ROBUSTNESS_SPARSITIES, SPARSITIES, attack_grid
+from pruning_core.sweeps.spec import ROBUSTNESS_SPARSITIES, SPARSITIES, attack_grid
 
 st.title("Robustness under attack")
 note_interrupted()

@@ -469,7 +469,7 @@ def test_compare_page_held_out_chart():
     from streamlit.testing.v1 import AppTest
 
     from dashboard.common import demo_imported, get_store
-    from pruning_core.sweeps.sweep import grid
+    from pruning_core.sweeps.spec import grid
 
     store = get_store()
     demo_imported()
@@ -871,7 +871,7 @@ def test_compare_page_runs_the_missing_configs_in_the_background():
     from streamlit.testing.v1 import AppTest
 
     from dashboard.common import get_store
-    from pruning_core.sweeps import sweep as sweeps
+    from pruning_core.sweeps import background as sweeps
     from pruning_core.experiments.config import ExperimentConfig
 
     store = get_store()

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from pruning_core.storage import demo
 from pruning_core.core import fingerprint
 from pruning_core.model import models
-from pruning_core.sweeps import sweep
+from pruning_core.sweeps import spec as sweep_spec
 from pruning_core.storage.store import Store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-DEMO_FILES = sorted(sweep.DEMO_DIR.glob("*.jsonl"))
+DEMO_FILES = sorted(demo.DEMO_DIR.glob("*.jsonl"))
 
 
 def _rows(path: Path) -> list[dict]:
@@ -38,11 +39,11 @@ def test_every_shipped_row_has_the_key_its_config_gives(path):
     """(a) The key (and an attack's target) re-derived from each row's stored config is the stored one."""
     wrong = []
     for row in _rows(path):
-        key, meta = sweep.demo_row_key(row)
+        key, meta = demo.demo_row_key(row)
         if key != row["key"] or (meta is not None and meta != row["meta"]):
             wrong.append(f"{row['key']} -> {key} ({row['config'].get('recipe', '')} {row.get('meta', row['config'])})")
     assert not wrong, (f"{len(wrong)} rows of {path.name} are unreachable by today's keys (re-key them with "
-                       f"sweep.rekey_demo if the key change leaves results alone): " + "; ".join(wrong))
+                       f"demo.rekey_demo if the key change leaves results alone): " + "; ".join(wrong))
 
 
 def test_model_fingerprint_ignores_place_time_and_line_ends(tmp_path):
@@ -74,11 +75,11 @@ def test_saved_dataset_folder_fingerprint_follows_its_files(tmp_path):
 def test_rekey_demo_restores_keys_and_refuses_another_config(tmp_path):
     src = next(p for p in DEMO_FILES if p.name.startswith("robustness_"))
     rows = _rows(src)[:2]
-    good = [sweep.demo_row_key(r)[0] for r in rows]
+    good = [demo.demo_row_key(r)[0] for r in rows]
     rows[0]["key"], rows[1]["meta"]["target"] = "0" * 16, "dense-stale"
     path = tmp_path / "robustness_x.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert sweep.rekey_demo(path) == [("0" * 16, good[0])]
+    assert demo.rekey_demo(path) == [("0" * 16, good[0])]
     assert [r["key"] for r in _rows(path)] == good and _rows(path)[1]["meta"] == _rows(src)[1]["meta"]
     assert _rows(path)[0]["summary"] == _rows(src)[0]["summary"]  # results untouched
     rows[0]["meta"]["recipe"] = "pwws"  # the config now describes another attack: re-keying would lie
@@ -86,7 +87,7 @@ def test_rekey_demo_restores_keys_and_refuses_another_config(tmp_path):
     from pruning_core.core.errors import PrunescopeError
 
     with pytest.raises(PrunescopeError, match="recompute it"):
-        sweep.rekey_demo(path)
+        demo.rekey_demo(path)
 
 
 # ---- (b) the grids the pages open on are all in a fresh store after the demo import ----------------------
@@ -124,10 +125,10 @@ def _demo_tasks(prefix: str) -> list[str]:
 
 
 def test_compare_page_default_grid_is_shipped(fresh_app):
-    """The Compare page's default grid (its widgets' defaults, built by sweep.grid as the page does) is
+    """The Compare page's default grid (its widgets' defaults, expanded by sweep_spec.grid as the page does) is
     stored after the demo import, for every shipped task, and the page says nothing is left to compute."""
     # the import the page runs first (once per server), into the fresh store the page then reads
-    assert sweep.import_demo(fresh_app) == sum(len(_rows(p)) for p in DEMO_FILES if p.name.startswith("sweep_"))
+    assert demo.import_demo(fresh_app) == sum(len(_rows(p)) for p in DEMO_FILES if p.name.startswith("sweep_"))
     at = _page("compare_page.py")
     methods = at.multiselect(key="cmp_methods").value
     patterns = at.multiselect(key="cmp_patterns").value
@@ -137,11 +138,11 @@ def test_compare_page_default_grid_is_shipped(fresh_app):
                   eval_size=int(at.number_input(key="cmp_eval").value) or None)
     from pruning_core.prune import methods as registry
 
-    assert methods and not any(registry.METHODS[m].structured for m in methods)  # sweep.grid is the page's grid
+    assert methods and not any(registry.METHODS[m].structured for m in methods)  # the page's expander
     tasks = _demo_tasks("sweep_")
     assert tasks == ["bbc_news", "rotten_tomatoes"]
     for task in tasks:
-        configs = sweep.grid(task, methods, patterns, sparsities, **common)
+        configs = sweep_spec.grid(task, methods, patterns, sparsities, **common)
         missing = [(c.method, c.pattern, c.sparsity) for c in configs if not fresh_app.has(c.key())]
         assert not missing, f"{task}: the Compare page's default grid misses {missing}"
         at.selectbox(key="cmp_task").set_value(task)
@@ -152,11 +153,11 @@ def test_compare_page_default_grid_is_shipped(fresh_app):
 
 
 def test_robustness_page_default_grid_is_shipped_with_its_dense_baseline(fresh_app):
-    """The Robustness page's default grid (built by sweep.attack_grid from its widgets' defaults) is stored
+    """The Robustness page's default grid (built by sweep_spec.attack_grid from its widgets' defaults) is stored
     after the demo import for every shipped recipe, the dense (sparsity 0) attack in particular, and the page
     tables and plots the sparsity-0 point without computing anything."""
     shipped = [r for p in DEMO_FILES if p.name.startswith("robustness_") for r in _rows(p)]
-    assert sweep.import_demo_attacks(fresh_app) == len(shipped)  # as the page does, into the store it reads
+    assert demo.import_demo_attacks(fresh_app) == len(shipped)  # as the page does, into the store it reads
     at = _page("robustness_page.py")
     task = at.selectbox(key="rob_task").value
     kw = dict(n=int(at.number_input(key="rob_n").value), seed=int(at.number_input(key="rob_seed").value),
@@ -168,7 +169,7 @@ def test_robustness_page_default_grid_is_shipped_with_its_dense_baseline(fresh_a
     recipes = sorted({r["config"]["recipe"] for r in shipped})
     assert recipes == ["deepwordbug", "glove-word-swap"] and at.selectbox(key="rob_recipe").value in recipes
     for recipe in recipes:
-        configs = sweep.attack_grid(task, methods, sparsities, recipes=(recipe,), **kw)
+        configs = sweep_spec.attack_grid(task, methods, sparsities, recipes=(recipe,), **kw)
         dense = [c for c in configs if c.dense]
         assert len(dense) == 1 and fresh_app.attack_done(dense[0].key()), f"{recipe}: no dense baseline stored"
         missing = [(c.meta()["method"], c.run.sparsity) for c in configs if not fresh_app.attack_done(c.key())]

@@ -343,7 +343,7 @@ def test_cli_attack_list(capsys):
 
 
 def test_demo_attacks_export_import_and_delete(local_task, tmp_path):
-    from pruning_core.sweeps.sweep import export_demo_attacks, import_demo_attacks
+    from pruning_core.storage.demo import export_demo_attacks, import_demo_attacks
 
     src = Store(tmp_path / "src.sqlite")
     out = run_attack(_cfg(local_task, n=3), src)

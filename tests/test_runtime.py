@@ -13,7 +13,7 @@ import pytest
 
 from pruning_core.sweeps import executors
 from pruning_core.measure import profiling
-from pruning_core.sweeps import sweep
+from pruning_core.sweeps import background as sweep_background
 from pruning_core.core.runtime import quiet_libraries
 from pruning_core.storage.store import Store
 
@@ -41,17 +41,17 @@ def test_resident_memory_follows_an_allocation():
 
 
 def test_alive_tells_a_running_process_from_a_finished_one():
-    assert sweep._alive(os.getpid())
+    assert sweep_background._alive(os.getpid())
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert sweep._alive(child.pid)
+        assert sweep_background._alive(child.pid)
     finally:
         child.kill()
     deadline = time.time() + 10
-    while sweep._alive(child.pid) and time.time() < deadline:  # a killed child is a zombie until reaped
+    while sweep_background._alive(child.pid) and time.time() < deadline:  # a killed child is a zombie until reaped
         time.sleep(0.05)
-    assert not sweep._alive(child.pid)
-    assert not sweep._alive(2**22 + 12345)  # above Linux's pid_max: no such process
+    assert not sweep_background._alive(child.pid)
+    assert not sweep_background._alive(2**22 + 12345)  # above Linux's pid_max: no such process
 
 
 def test_quiet_libraries(monkeypatch):

@@ -113,7 +113,7 @@ seq_len: 16
 
 
 def test_attack_entries_expand_like_the_robustness_page(tmp_path):
-    from pruning_core.sweeps.sweep import attack_grid
+    from pruning_core.sweeps.spec import attack_grid
 
     attacks = ("attacks:\n  - {recipe: deepwordbug, n: 5, visible_only: true}\n"
                "  - {recipe: deepwordbug, n: 5, methods: [wanda]}\n")
@@ -248,7 +248,7 @@ def test_ray_local_mode_gives_the_same_results_as_the_local_pool(local_sweep, tm
 
 
 def test_background_sweep_resumes_after_a_kill_without_duplicates(tmp_path, capsys):
-    from pruning_core.sweeps import sweep as sweeps
+    from pruning_core.sweeps import background as sweeps
 
     grid = _write(tmp_path / "grid.yaml", GRID.replace("[magnitude, wanda]", "[wanda]"))  # two configs
     store = Store(tmp_path / "runs.sqlite")
@@ -283,7 +283,8 @@ def test_background_sweep_resumes_after_a_kill_without_duplicates(tmp_path, caps
 def test_cancel_stops_a_background_sweep_and_an_interrupt_is_recorded(tmp_path, monkeypatch):
     from pruning_core.sweeps import executor_jobs
     from pruning_core.sweeps import executors
-    from pruning_core.sweeps import sweep as sweeps
+    from pruning_core.sweeps import run as sweep_run
+    from pruning_core.sweeps import background as sweeps
 
     store = Store(tmp_path / "runs.sqlite")
     with pytest.raises(PrunescopeError, match="unknown method"):  # checked before anything starts
@@ -305,7 +306,7 @@ def test_cancel_stops_a_background_sweep_and_an_interrupt_is_recorded(tmp_path, 
 
     monkeypatch.setattr(executor_jobs, "_run", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        sweeps.run_sweep(sweepfile.parse(spec), store, executors.InlineExecutor(), sweep_id="ctrl-c")
+        sweep_run.run_sweep(sweepfile.parse(spec), store, executors.InlineExecutor(), sweep_id="ctrl-c")
     assert sweeps.status(store, "ctrl-c")["state"] == "interrupted" and store.failures().empty
 
 
@@ -316,7 +317,7 @@ def test_attacks_run_after_their_runs_and_the_driver_saves_them(tmp_path, monkey
     from pruning_core.sweeps import executor_local
     from pruning_core.sweeps import executors
     from pruning_core.robustness import AttackConfig, summarize
-    from pruning_core.sweeps.sweep import run_sweep
+    from pruning_core.sweeps.run import run_sweep
 
     order = []
 

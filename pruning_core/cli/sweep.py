@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     sw.add_argument("--skip-failed", action="store_true", help="leave out configs that failed before")
     sw.add_argument("--max-configs", type=int, default=None,
                     help="refuse a grid of more runs than this (default 10,000): raise it to confirm a huge sweep")
-    sw.add_argument("--sweep-id", default=None, help=argparse.SUPPRESS)  # set by sweep.start_background
+    sw.add_argument("--sweep-id", default=None, help=argparse.SUPPRESS)  # set by sweep_background.start_background
 
 
 def run(args) -> int:
@@ -45,7 +45,8 @@ def run(args) -> int:
     from pruning_core.sweeps import sweepfile
     from pruning_core.cli.sweep_plan import dry_run
     from pruning_core.storage.store import Store
-    from pruning_core.sweeps.sweep import new_sweep_id, plan, run_sweep
+    from pruning_core.sweeps.background import new_sweep_id
+    from pruning_core.sweeps.run import plan, run_sweep
 
     if args.executor not in executors.EXECUTORS:
         raise PrunescopeError(f"unknown executor '{args.executor}'; choose one of {', '.join(executors.EXECUTORS)}")
@@ -86,7 +87,7 @@ def run(args) -> int:
     if args.executor == "local" and workers is None:
         workers = executors.default_workers(max(len(p.runs), len(p.attacks)), peak_estimate(p, store))
 
-    def on_term(signum, frame):  # `sweep.cancel` and kill: stop like Ctrl-C, with the status row updated
+    def on_term(signum, frame):  # `sweep_background.cancel` and kill: stop like Ctrl-C, with the status row updated
         raise KeyboardInterrupt
 
     if hasattr(signal, "SIGTERM"):
