@@ -33,7 +33,7 @@ def test_resident_memory_follows_an_allocation():
         assert before == pytest.approx(statm, rel=0.05)
     # growth is measured in a fresh process: a long test session holds freed pages that an allocation reuses
     # without growing (PeakMemory's docstring says so)
-    code = ("from pruning_core import profiling; before = profiling.rss_bytes(); "
+    code = ("from pruning_core.measure import profiling; before = profiling.rss_bytes(); "
             "block = bytearray(b'\\x01') * (64 * 2**20); print(profiling.rss_bytes() - before)")
     grown = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}).stdout)

@@ -72,7 +72,7 @@ def rekey_demo(path: Path) -> list[tuple[str, str]]:
     what the rows measured); a change that alters results (a recipe's `version`, re-trained weights) needs
     the rows recomputed instead. Refuses a row whose config now describes another attack (its meta changed).
 
-        python -c "from pruning_core import demo
+        python -c "from pruning_core.storage import demo
         for p in sorted(demo.DEMO_DIR.glob('*.jsonl')): print(p.name, demo.rekey_demo(p))"
     """
     rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
