@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     sw.add_argument("--skip-failed", action="store_true", help="leave out configs that failed before")
     sw.add_argument("--max-configs", type=int, default=None,
                     help="refuse a grid of more runs than this (default 10,000): raise it to confirm a huge sweep")
-    sw.add_argument("--sweep-id", default=None, help=argparse.SUPPRESS)  # set by sweep_background.start_background
+    sw.add_argument("--sweep-id", default=None, help=argparse.SUPPRESS)  # set by sweeps.background.start_background
 
 
 def run(args) -> int:
@@ -87,7 +87,7 @@ def run(args) -> int:
     if args.executor == "local" and workers is None:
         workers = executors.default_workers(max(len(p.runs), len(p.attacks)), peak_estimate(p, store))
 
-    def on_term(signum, frame):  # `sweep_background.cancel` and kill: stop like Ctrl-C, with the status row updated
+    def on_term(signum, frame):  # `sweeps.background.cancel` and kill: stop like Ctrl-C, with the status row updated
         raise KeyboardInterrupt
 
     if hasattr(signal, "SIGTERM"):

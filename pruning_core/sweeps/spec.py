@@ -187,7 +187,7 @@ class SweepSpec(BaseModel):
 
 
 def add_errors(p, exc: ValidationError, raw: Any) -> None:
-    """Record a spec's validation errors in `p` (sweep_lines.Problems) at the fields of `raw`."""
+    """Record a spec's validation errors in `p` (lines.Problems) at the fields of `raw`."""
     from pruning_core.sweeps.lines import add_validation_errors
 
     def known(path: tuple) -> tuple[str, ...]:  # the keys of the mapping at `path`

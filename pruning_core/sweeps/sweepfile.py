@@ -22,9 +22,9 @@ attacks:                          # optional: run after their pruned runs are st
 ```
 
 Every problem is reported before any work, with the file's line and field (`sweep.yaml: line 11
-(methods.sparsegpt.blocksize): ...`); unknown keys are errors. The fields are `sweep_spec.SweepSpec`'s
+(methods.sparsegpt.blocksize): ...`); unknown keys are errors. The fields are `spec.SweepSpec`'s
 (checked one by one there); here: reading the file, the checks across fields, method options and model
-folders, then `sweep_spec.expand`.
+folders, then `spec.expand`.
 """
 
 from __future__ import annotations
