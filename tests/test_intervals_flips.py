@@ -93,3 +93,16 @@ def test_a_real_run_stores_predictions_that_agree_with_its_accuracies():
     env = out["environment"]
     assert env["torch"] == _torch.__version__.split("+")[0] or env["torch"] == _torch.__version__
     assert env["threads"] >= 1 and env["cores"] >= 1 and not math.isnan(env["load_1m"])
+
+
+def test_readme_sample_size_table_matches_the_function():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| (\d+) points? \| ([\d,]+) \| ([\d,]+) \|$", text, flags=re.M)
+    assert len(rows) == 5
+    for d, n90, n80 in rows:
+        diff = int(d) / 100
+        assert intervals.examples_needed(0.90, 0.90 - diff) == int(n90.replace(",", ""))
+        assert intervals.examples_needed(0.80, 0.80 - diff) == int(n80.replace(",", ""))
