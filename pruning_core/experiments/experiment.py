@@ -21,6 +21,8 @@ from pruning_core.prune import methods
 from pruning_core.model import models
 from pruning_core.experiments.config import ExperimentConfig
 from pruning_core.measure.evaluate import Evaluation, evaluate
+from pruning_core.measure import flips, intervals
+from pruning_core.core import environment
 
 
 @dataclass
@@ -31,6 +33,8 @@ class ExperimentResult:
     prune: engine.PruneResult
     eval_seconds: float
     histograms: dict | None = None
+    predictions: dict | None = None  # measure.flips.predictions(): per-example columns, dense and pruned
+    environment: dict | None = None  # core.environment.snapshot() at the start of the run
 
     def to_json(self) -> dict:
         """Plain JSON: the config, headline numbers, and one entry per module and per block."""
@@ -42,6 +46,8 @@ class ExperimentResult:
             "encoder_sparsity": p.encoder_sparsity,
             "dense_accuracy": self.dense.accuracy,
             "accuracy": self.pruned.accuracy,
+            "dense_accuracy_ci": intervals.accuracy_interval(self.dense.accuracy, self.dense.n),  # Wilson, 95%
+            "accuracy_ci": intervals.accuracy_interval(self.pruned.accuracy, self.pruned.n),
             "eval_examples": self.pruned.n,
             "logits_kl": self.pruned.kl_to_dense,
             "cls_error": self.pruned.cls_error,
@@ -59,7 +65,16 @@ class ExperimentResult:
             "blocks": [asdict(b) for b in p.blocks],
             "histograms": self.histograms or {},
             "structure": p.structure,
+            "predictions": self.predictions,
+            "environment": self.environment,
         }
+
+
+def eval_index(n_test: int, eval_size: int | None, seed: int) -> list[int]:
+    """The rows of a test split of `n_test` examples that the evaluation uses (all, or a seeded subset)."""
+    if eval_size is None or eval_size >= n_test:
+        return list(range(n_test))
+    return [int(i) for i in sorted(np.random.default_rng(seed).choice(n_test, size=eval_size, replace=False))]
 
 
 def eval_split(task: str, eval_size: int | None, seed: int) -> data.TaskData:
@@ -67,7 +82,7 @@ def eval_split(task: str, eval_size: int | None, seed: int) -> data.TaskData:
     split = data.load(task, "test")
     if eval_size is None or eval_size >= len(split):
         return split
-    idx = sorted(np.random.default_rng(seed).choice(len(split), size=eval_size, replace=False))
+    idx = eval_index(len(split), eval_size, seed)
     return data.TaskData(split.name, split.split, tuple(split.texts[i] for i in idx),
                          tuple(split.labels[i] for i in idx), split.label_names)
 
@@ -109,6 +124,7 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     stage = on_stage or (lambda s: None)
     cfg.validate()
     device = str(models.resolve_device(cfg.device))
+    env = environment.snapshot(device)  # before this run loads the machine
     stage("loading model and data")
     dense_net, tok = load_dense(cfg.model, cfg.task, device, cfg.fresh_head)
     if methods.get(cfg.method).structured:  # a family the method cannot prune: say so before evaluating
@@ -127,10 +143,12 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     hists = weight_histograms(dense_net, net) if result.structure is None else None  # same shapes only
     stage("evaluating the pruned model")
     t = time.perf_counter()
-    pruned_eval, _ = evaluate(net, tok, split.texts, split.labels, max_len, dense=dense_out)
+    pruned_eval, (pruned_logits, _) = evaluate(net, tok, split.texts, split.labels, max_len, dense=dense_out)
     eval_seconds += time.perf_counter() - t
     del net
-    return ExperimentResult(cfg, dense_eval, pruned_eval, result, eval_seconds, hists)
+    index = eval_index(len(data.load(cfg.task, "test")), cfg.eval_size, cfg.seed)
+    preds = flips.predictions(dense_out[0], pruned_logits, split.labels, index)
+    return ExperimentResult(cfg, dense_eval, pruned_eval, result, eval_seconds, hists, preds, env)
 
 
 def prune_copy(cfg: ExperimentConfig, dense_net, tok, on_record: Callable | None = None):
