@@ -5,38 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from pruning_core import PrunescopeError
 from pruning_core.measure import intervals
 from pruning_core.storage import diff
 from pruning_core.storage.store import Store
-
-
-def tiny_pair(store: Store) -> tuple[str, str]:
-    """Two tiny real prunes of the shipped model stored in `store` (magnitude 50%, wanda 70%): their keys."""
-    from pruning_core.experiments.config import ExperimentConfig
-    from pruning_core.experiments.experiment import run_experiment
-
-    keys = []
-    for method, sparsity in (("magnitude", 0.5), ("wanda", 0.7)):
-        cfg = ExperimentConfig.create(model="default", task="rotten_tomatoes", method=method, sparsity=sparsity,
-                                      calib_size=8, seq_len=32, eval_size=48, seed=1)
-        res = run_experiment(cfg)
-        keys.append(store.save(res.to_json(), res.prune.masks))
-    return keys[0], keys[1]
+from v16_runs import tiny_pair
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        store = Store(tmp_path_factory.mktemp("diff") / "runs.sqlite")
-        a, b = tiny_pair(store)
-    finally:
-        torch.set_num_threads(before)
-    return store, a, b
+    store = Store(tmp_path_factory.mktemp("diff") / "runs.sqlite")
+    return (store, *tiny_pair(store))
 
 
 def test_mask_diff_counts_equal_numpy_on_real_runs(pair):
@@ -115,3 +95,26 @@ def test_attack_deltas_and_bad_pairs():
 def test_compare_refuses_a_missing_run(tmp_path):
     with pytest.raises(PrunescopeError, match="not in the results store"):
         diff.compare(Store(tmp_path / "r.sqlite"), "nope", "nada")
+
+
+def store_attack(store: Store, run_key: str, n: int, under: float, recipe: str = "deepwordbug") -> None:
+    """A finished attack record on a stored run's pruned model (the measures given, no examples)."""
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.robustness import AttackConfig
+
+    cfg = AttackConfig(ExperimentConfig.from_dict(store.load(run_key)["config"]), recipe=recipe, n=n)
+    summary = {"clean_accuracy": 0.8, "accuracy_under_attack": under, "attack_success_rate": 1 - under / 0.8}
+    store.save_attack({"key": cfg.key(), "meta": cfg.meta(), "config": cfg.to_dict(), "summary": summary,
+                       "examples": []})
+
+
+def test_attacks_of_a_run_are_found_by_its_target_key(pair, tmp_path):
+    store, a, b = pair
+    store_attack(store, a, 20, 0.25)
+    store_attack(store, a, 60, 0.3)  # the larger attack wins
+    store_attack(store, b, 60, 0.5)
+    d = diff.compare(store, a, b)
+    assert d.attacks_a["deepwordbug"]["n"] == 60 and d.attacks_a["deepwordbug"]["accuracy_under_attack"] == 0.3
+    under = d.attacks["deepwordbug"][1]
+    assert under.measure == "accuracy_under_attack" and under.delta == pytest.approx(0.2)
+    assert under.b_ci == intervals.wilson(30, 60)
