@@ -98,3 +98,80 @@ def test_diff_page_picks_and_demo_runs_without_masks(pair):
     at.run()
     assert not at.exception, at.exception
     assert any("stored without masks" in i.value for i in at.info)
+
+
+def _open_in_prune_views(key: str):
+    """A fresh app showing stored run `key` on the Prune page (Experiments -> Open in Prune views)."""
+    at = _app()
+    at.switch_page("experiments_page.py")
+    at.run()
+    at.selectbox(key="pick_run").set_value(key)
+    at.run()
+    at.button(key="open").click()
+    at.run()
+    assert not at.exception, at.exception
+    at.switch_page("prune_page.py")  # AppTest reruns the page it was told (st.switch_page does not change it)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_prune_views_show_intervals_environment_flips_and_diagram(pair):
+    from pruning_core.core import environment
+    from pruning_core.measure import flips
+
+    store, a, _ = pair
+    res = store.load(a)
+    at = _open_in_prune_views(a)
+    captions = [c.value for c in at.caption]
+    lo, hi = res["accuracy_ci"]
+    dlo, dhi = res["dense_accuracy_ci"]
+    assert f"95% CI {lo:.3f}–{hi:.3f} (Wilson, 48 examples)" in captions
+    assert f"95% CI {dlo:.3f}–{dhi:.3f} (Wilson, 48 examples)" in captions
+    assert f"Run environment: {environment.describe(res['environment'])}" in captions
+    # the examples that flip: counts from the stored predictions, the table filtered to lost + gained
+    s = flips.summary(res["predictions"], 2)
+    metrics = {m.label: m.value for m in at.metric}
+    assert (int(metrics["Lost"]), int(metrics["Gained"])) == (s["lost"], s["gained"])
+    table = next(d.value for d in at.dataframe if "outcome" in d.value.columns)
+    assert len(table) == s["lost"] + s["gained"] and set(table["outcome"]) <= {"lost", "gained"}
+    assert list(table["kl"]) == sorted(table["kl"], reverse=True)
+    from pruning_core.data import tasks
+
+    split = tasks.load("rotten_tomatoes", "test")
+    if len(table):
+        first = table.iloc[0]
+        assert first["text"] == split.texts[int(first["index"])] and first["label"] in split.label_names
+    at.multiselect(key="flips_filter").set_value(["lost", "gained", "right", "wrong"])
+    at.run()
+    table = next(d.value for d in at.dataframe if "outcome" in d.value.columns)
+    assert len(table) == 48
+    figs = _figures(at)
+    dense = figs["Dense model: true × predicted"]["data"][0]["z"]
+    assert sum(map(sum, dense)) == 48 and dense == s["dense_confusion"]
+    # the diagram: one box per module, the first one opened with its mask
+    diag = figs["Where the model lost weights: achieved sparsity per module"]
+    assert len(diag["data"][0]["x"]) == 36
+    assert at.selectbox(key="mask_module").value == res["layers"][0]["name"]
+    assert any(t.startswith(f"Keep-mask of {res['layers'][0]['name']}: 384×384, kept 50.0%") for t in figs)
+    at.radio(key="diagram_measure").set_value("local_error")
+    at.selectbox(key="mask_module").set_value(res["layers"][7]["name"])  # what a click on its box sets
+    at.run()
+    assert not at.exception, at.exception
+    figs = _figures(at)
+    assert "Where the model lost weights: local error per module" in figs
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["Local error"]) == pytest.approx(res["layers"][7]["local_error"], rel=1e-3)
+
+
+def test_demo_run_says_re_run_to_see_flips(pair):
+    from dashboard.common import demo_imported
+
+    store, a, b = pair
+    demo_imported()
+    runs = store.runs()
+    demo = runs[~runs["key"].isin([a, b]) & (runs["pattern"] != "structured")]["key"].iloc[0]
+    at = _open_in_prune_views(demo)
+    assert any("re-run it" in i.value and "flip" in i.value for i in at.info)
+    assert any(c.value.startswith("95% CI") for c in at.caption)  # computed from accuracy and eval_examples
+    assert any(c.value.startswith("Run environment: environment not recorded") for c in at.caption)
