@@ -175,3 +175,144 @@ def test_demo_run_says_re_run_to_see_flips(pair):
     assert any("re-run it" in i.value and "flip" in i.value for i in at.info)
     assert any(c.value.startswith("95% CI") for c in at.caption)  # computed from accuracy and eval_examples
     assert any(c.value.startswith("Run environment: environment not recorded") for c in at.caption)
+
+
+# ---- the figure builders, without Streamlit ------------------------------------------------------------------
+
+def _rgb(colour: str) -> tuple[float, float, float]:
+    return tuple(float(v) for v in colour[colour.index("(") + 1:-1].split(","))
+
+
+def _luminance(colour: str) -> float:
+    r, g, b = _rgb(colour)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+LAYERS = [{"name": f"enc.{b}.{k}", "block": b, "kind": k, "achieved_sparsity": s, "local_error": 0.01 * (i + 1),
+           "cumulative_error": 0.1 * (b + 1)}
+          for i, (b, k, s) in enumerate((b, k, (0.2 + 0.1 * j) % 0.95) for b in range(3)
+                                        for j, k in enumerate(("q", "k", "v", "attn_out", "ffn_in", "ffn_out")))]
+
+
+def test_encoder_diagram_one_box_per_module_colours_monotone():
+    from dashboard.charts import diagram
+
+    fig = diagram.encoder_diagram(LAYERS)
+    boxes = fig.data[0]
+    assert len(boxes.x) == len(LAYERS) == 18
+    assert len(set(zip(boxes.x, boxes.y))) == 18  # no two modules share a box
+    assert list(boxes.x) == [r["block"] + 1 for r in LAYERS] and 0 not in boxes.x  # x = 0: the embeddings
+    assert [c[0] for c in boxes.customdata] == [r["name"] for r in LAYERS]
+    order = sorted(range(18), key=lambda i: LAYERS[i]["achieved_sparsity"])
+    lum = [_luminance(boxes.marker.color[i]) for i in order]
+    assert all(x >= y for x, y in zip(lum, lum[1:])) and lum[0] > lum[-1]  # sparser = darker
+    assert fig.data[2].marker.cmin == 0 and fig.data[2].marker.cmax == 1  # sparsity on a fixed 0..1 scale
+    err = diagram.encoder_diagram(LAYERS, "local_error")
+    lum = [_luminance(c) for c in err.data[0].marker.color]  # local error grows with the module's position
+    assert all(x > y for x, y in zip(lum, lum[1:]))
+    assert err.data[2].marker.cmax == pytest.approx(0.18)
+    with pytest.raises(ValueError):
+        diagram.encoder_diagram(LAYERS, "speed")
+
+
+def test_selected_module_reads_the_click_event():
+    from dashboard.charts import diagram
+
+    pick = diagram.selected_module
+    assert pick({"selection": {"points": [{"curve_number": 0, "point_index": 4}]}}, LAYERS) == LAYERS[4]["name"]
+    assert pick({"selection": {"points": [{"curve_number": 0, "customdata": ["enc.2.v", "V"]}]}}, LAYERS) == "enc.2.v"
+    assert pick({"selection": {"points": [{"curve_number": 1, "point_index": 0}]}}, LAYERS) is None  # embeddings
+    assert pick({"selection": {"points": []}}, LAYERS) is None and pick(None, LAYERS) is None
+
+
+def test_structured_diagram_heads_and_neurons():
+    from dashboard.charts import diagram
+
+    s = {"heads": [[1, 0, 1, 1], [0, 0, 1, 1]], "neurons_kept": [96, 32], "head_dim": 8, "hidden_size": 32,
+         "hidden_kept": 32, "params_dense": 2 * (4 * (4 * 32 * 8 + 3 * 8) + 128 * (2 * 32 + 1) + 2 * 32)}
+    fig = diagram.structured_diagram(s)
+    heads, ffn = fig.data[0], fig.data[1]
+    assert len(heads.x) == 8 and list(heads.text).count("×") == 3
+    assert list(heads.marker.color).count(diagram.REMOVED_COLOR) == 3
+    assert list(ffn.text) == ["75%", "25%"] and _luminance(ffn.marker.color[0]) < _luminance(ffn.marker.color[1])
+    assert "5 of 8 heads kept" in fig.layout.title.text and "128 of 256 FFN neurons" in fig.layout.title.text
+
+
+def test_flips_frame_and_confusion_figure():
+    from dashboard import flips_view
+
+    pred = {"index": [5, 0, 2], "label": [1, 0, 1], "dense_pred": [1, 0, 0], "dense_conf": [0.9, 0.8, 0.6],
+            "pruned_pred": [0, 0, 1], "pruned_conf": [0.7, 0.85, 0.55], "pruned_p_dense": [0.3, 0.85, 0.45],
+            "kl": [0.5, 0.01, 0.2]}
+    texts = [f"text {i}" for i in range(6)]
+    df = flips_view.flips_frame(pred, texts, ("neg", "pos"))
+    assert list(df["index"]) == [5, 2, 0]  # largest KL first
+    assert list(df["outcome"]) == ["lost", "gained", "right"]
+    assert list(df["text"]) == ["text 5", "text 2", "text 0"] and list(df["label"]) == ["pos", "pos", "neg"]
+    assert list(df["pruned_pred"]) == ["neg", "pos", "neg"]
+    assert flips_view.flips_frame(pred)["text"].tolist() == ["", "", ""]  # no split: no texts, no crash
+    assert flips_view.n_classes(pred) == 2 and flips_view.n_classes(pred, ("a", "b", "c")) == 3
+    fig = flips_view.confusion_figure([[3, 1], [2, 4]], ("neg", "pos"), "t")
+    assert list(fig.data[0].x) == ["neg", "pos"] and np.asarray(fig.data[0].z).tolist() == [[3, 1], [2, 4]]
+
+
+def test_diff_figures():
+    from dashboard.charts import diff as diff_charts
+    from pruning_core.storage import diff
+
+    a = np.array([[1, 1, 0, 0]] * 4)
+    b = np.array([[1, 0, 1, 0]] * 4)
+    md = diff.mask_diff(a, b)
+    img = diff_charts.mask_diff_image(md.codes)
+    z = np.asarray(img.data[0].z)
+    assert z.shape == (4, 4, 3)
+    want = [diff_charts.DIFF_COLORS[c] for c in (diff.BOTH, diff.A_ONLY, diff.B_ONLY, diff.NEITHER)]
+    assert ["#%02x%02x%02x" % tuple(z[0, j]) for j in range(4)] == [w.lower() for w in want]
+    big = diff.mask_diff(np.ones((200, 400)), np.zeros((200, 400)))  # all kept by A only, tiled
+    z = np.asarray(diff_charts.mask_diff_image(big.codes).data[0].z)
+    assert z.shape[0] <= 96 and z.shape[1] <= 192 and (z == z[0, 0]).all()
+    assert "#%02x%02x%02x" % tuple(z[0, 0]) == diff_charts.A_COLOR.lower()
+    deltas = diff.accuracy_deltas({"accuracy": 0.8, "dense_accuracy": 0.9, "eval_examples": 100},
+                                  {"accuracy": 0.7, "dense_accuracy": 0.9, "eval_examples": 100})
+    fig = diff_charts.deltas_figure(deltas, "acc")
+    lo, hi = diff.interval({"accuracy": 0.8, "eval_examples": 100})
+    assert fig.data[0].x[0] == 0.8 and fig.data[0].error_x.array[0] == pytest.approx(hi - 0.8)
+    assert fig.data[0].error_x.arrayminus[0] == pytest.approx(0.8 - lo)
+    blocks = diff.align_blocks({"blocks": [{"block": 0, "cumulative_error": 0.1, "heldout_error": None}]},
+                               {"blocks": [{"block": 0, "cumulative_error": 0.2, "heldout_error": 0.3}]})
+    cum = diff_charts.cumulative_pair(blocks)
+    assert [t.name for t in cum.data] == ["A: calibration", "B: calibration", "B: held-out"]  # A has no held-out
+
+
+def test_structured_run_shows_its_diagram_intervals_and_flips(pair):
+    """A tiny Kwon run (30% FLOPs removed) opened in the Prune views: the heads/FFN diagram from its structure
+    record, the accuracy intervals, and its flips."""
+    import torch
+
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.experiments.experiment import run_experiment
+
+    store = pair[0]
+    cfg = ExperimentConfig.create(model="default", task="rotten_tomatoes", method="kwon", sparsity=0.3,
+                                  pattern="structured", calib_size=8, seq_len=32, eval_size=32, seed=1,
+                                  options={"rearrange_steps": 10})
+    if not store.has(cfg.key()):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            res = run_experiment(cfg)
+        finally:
+            torch.set_num_threads(before)
+        store.save(res.to_json(), res.prune.masks)
+    res = store.load(cfg.key())
+    at = _open_in_prune_views(cfg.key())
+    figs = _figures(at)
+    title = next(t for t in figs if t.startswith("Where the model lost units"))
+    heads = figs[title]["data"][0]
+    s = res["structure"]
+    assert len(heads["x"]) == sum(map(len, s["heads"]))
+    assert heads["text"].count("×") == sum(map(len, s["heads"])) - sum(map(sum, s["heads"]))
+    assert f"{sum(map(sum, s['heads']))} of {sum(map(len, s['heads']))} heads kept" in title
+    lo, hi = res["accuracy_ci"]
+    assert f"95% CI {lo:.3f}–{hi:.3f} (Wilson, 32 examples)" in [c.value for c in at.caption]
+    assert "Dense model: true × predicted" in figs
