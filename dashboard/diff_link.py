@@ -25,3 +25,20 @@ def compare_two_button(view, rows: list[int], key: str = "compare_two") -> None:
         open_pair(str(chosen[0]["key"]), str(chosen[1]["key"]))
     if len(chosen) == 2 and not same_model:
         st.caption("The two selected runs prune different models: Run vs run compares runs of one model.")
+
+
+def keys_from_points(event, curves: list[list[dict]]) -> list[str]:
+    """The run keys of the points selected in a chart whose trace i draws the runs `curves[i]` in order (as
+    charts.sweep_curves draws `charts._by_label(results).values()`); other traces' points are ignored."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return []
+    keys = []
+    for p in points or []:
+        c, i = p.get("curve_number"), p.get("point_index", p.get("point_number"))
+        if c is not None and i is not None and 0 <= c < len(curves) and 0 <= i < len(curves[c]):
+            key = curves[c][i].get("key")
+            if key and key not in keys:
+                keys.append(key)
+    return keys

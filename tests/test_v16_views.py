@@ -316,3 +316,21 @@ def test_structured_run_shows_its_diagram_intervals_and_flips(pair):
     lo, hi = res["accuracy_ci"]
     assert f"95% CI {lo:.3f}–{hi:.3f} (Wilson, 32 examples)" in [c.value for c in at.caption]
     assert "Dense model: true × predicted" in figs
+
+
+def test_keys_from_points_maps_sweep_curve_clicks_to_runs():
+    from dashboard import charts
+    from dashboard.diff_link import keys_from_points
+
+    runs = [{"key": f"k{m}{s}", "config": {"method": m, "pattern": "unstructured", "sparsity": s},
+             "achieved_sparsity": s, "accuracy": 0.8 - s / 2, "dense_accuracy": 0.85}
+            for m in ("wanda", "sparsegpt") for s in (0.3, 0.5)]
+    curves = list(charts._by_label(runs).values())
+    fig = charts.sweep_curves(runs, "accuracy", "t", "acc")
+    assert [len(t.x) for t in fig.data] == [len(c) for c in curves]  # trace i draws curves[i], in order
+    event = {"selection": {"points": [{"curve_number": 0, "point_index": 1}, {"curve_number": 1, "point_index": 0},
+                                      {"curve_number": 7, "point_index": 0}]}}
+    keys = keys_from_points(event, curves)
+    assert keys == [curves[0][1]["key"], curves[1][0]["key"]]
+    assert fig.data[0].x[1] == curves[0][1]["achieved_sparsity"]
+    assert keys_from_points({"selection": {"points": []}}, curves) == [] and keys_from_points(None, curves) == []
