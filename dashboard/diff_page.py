@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.charts import diff as diff_charts
-from dashboard.common import demo_imported, error_text, get_store, load_mask
+from dashboard.common import demo_attacks_imported, demo_imported, error_text, get_store, load_mask
 from dashboard.diff_link import PAIR
 from pruning_core import PrunescopeError
 from pruning_core.model.arch import KIND_LABELS
@@ -114,6 +114,7 @@ def mask_section(d: diff.RunDiff) -> None:
 st.title("Run against run")
 store = get_store()
 demo_imported()
+demo_attacks_imported()  # the shipped attacks on the demo runs: their robustness deltas
 runs = store.runs()
 if len(runs) < 2:
     st.info("Two stored runs are needed: prune on the Prune page, or run a sweep on Compare.")

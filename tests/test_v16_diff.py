@@ -81,7 +81,8 @@ def test_attack_deltas_and_bad_pairs():
     assert list(out) == ["deepwordbug"]  # only recipes that attacked both
     under = out["deepwordbug"][1]
     assert under.delta == pytest.approx(0.2) and under.a_ci == intervals.wilson(20, 100)
-    assert under.overlap is False and out["deepwordbug"][2].a_ci is None
+    assert under.overlap is False
+    assert out["deepwordbug"][2].a_ci == intervals.wilson(60, 80)  # successes among the 80 correct before
     with pytest.raises(PrunescopeError, match="same model"):
         diff.check_comparable({"key": "a", "config": {"model": "m1"}}, {"key": "b", "config": {"model": "m2"}})
     with pytest.raises(PrunescopeError, match="itself"):

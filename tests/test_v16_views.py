@@ -98,6 +98,22 @@ def test_diff_page_picks_and_demo_runs_without_masks(pair):
     at.run()
     assert not at.exception, at.exception
     assert any("stored without masks" in i.value for i in at.info)
+    # two shipped demo runs that the shipped attacks hit: a deltas chart per recipe with both runs' intervals
+    from pruning_core.storage import diff
+
+    hit = [k for k in runs[runs["task"] == "rotten_tomatoes"]["key"] if diff.attacks_of(store, store.load(k))][:2]
+    at.selectbox(key="diff_a").set_value(hit[0])
+    at.run()
+    at.selectbox(key="diff_b").set_value(hit[1])
+    at.run()
+    assert not at.exception, at.exception
+    want = diff.compare(store, *hit).attacks
+    assert want  # the shipped demo attacks hit both
+    figs = _figures(at)
+    for recipe, rows in want.items():
+        fig = next(f for t, f in figs.items() if t.startswith(f"{recipe}: A"))
+        assert fig["data"][0]["x"][1] == pytest.approx(rows[1].a)  # accuracy under attack of A
+        assert fig["data"][1]["error_x"]["array"][1] == pytest.approx(rows[1].b_ci[1] - rows[1].b)
 
 
 def _open_in_prune_views(key: str):

@@ -117,18 +117,22 @@ def attacks_of(store: Store, res: dict) -> dict[str, dict]:
 
 
 def attack_deltas(attacks_a: dict[str, dict], attacks_b: dict[str, dict]) -> dict[str, list[Delta]]:
-    """recipe -> the deltas of its measures, for every recipe that attacked both runs; the accuracies carry
-    Wilson intervals on the attack's sample (the success rate's denominator is not stored: no interval)."""
+    """recipe -> the deltas of its measures, for every recipe that attacked both runs, each with its Wilson
+    interval: the accuracies on the attack's n examples, the success rate on the examples the model got right
+    before the attack (n x clean accuracy: the others are skipped, not attacked)."""
     out = {}
     for recipe in sorted(set(attacks_a) & set(attacks_b)):
         ra, rb = attacks_a[recipe], attacks_b[recipe]
-        rows = []
-        for m in ATTACK_MEASURES:
-            ci = m != "attack_success_rate"
-            rows.append(Delta(m, ra[m], rb[m], intervals.accuracy_interval(ra[m], ra["n"]) if ci else None,
-                              intervals.accuracy_interval(rb[m], rb["n"]) if ci else None, ra["n"], rb["n"]))
-        out[recipe] = rows
+        out[recipe] = [Delta(m, ra[m], rb[m], _attack_interval(ra, m), _attack_interval(rb, m), ra["n"], rb["n"])
+                       for m in ATTACK_MEASURES]
     return out
+
+
+def _attack_interval(row: dict, measure: str) -> tuple[float, float] | None:
+    n = row["n"]
+    if measure == "attack_success_rate":
+        n = round(n * row["clean_accuracy"]) if row.get("clean_accuracy") is not None else None
+    return intervals.accuracy_interval(row[measure], n)
 
 
 @dataclass
