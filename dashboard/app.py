@@ -11,5 +11,6 @@ pages = [st.Page("prune_page.py", title="Prune", icon=":material/content_cut:", 
          st.Page("compare_page.py", title="Compare", icon=":material/show_chart:"),
          st.Page("robustness_page.py", title="Robustness", icon=":material/shield:"),
          st.Page("experiments_page.py", title="Experiments", icon=":material/table_view:"),
+         st.Page("diff_page.py", title="Run vs run", icon=":material/compare_arrows:"),
          st.Page("learn_page.py", title="Learn", icon=":material/school:")]
 st.navigation(pages).run()

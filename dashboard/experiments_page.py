@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard.common import demo_imported, get_store, load_mask, load_run, note_interrupted, open_run
+from dashboard.diff_link import compare_two_button
 from dashboard.run_actions import export_section
 from pruning_core import PrunescopeError
 from pruning_core.storage import results
@@ -48,7 +49,7 @@ for col, val in (("model", model), ("task", task), ("method", method)):
 view = view.assign(created=[dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") for t in view["created"]])
 view.insert(view.columns.get_loc("achieved_sparsity") + 1, "flops_reduction",
             flops_removed(view["key"], view["pattern"]))
-st.dataframe(view, hide_index=True, width="stretch",
+st.dataframe(view, hide_index=True, width="stretch", key="runs_table", on_select="rerun", selection_mode="multi-row",
              column_config={"key": st.column_config.TextColumn("key", width="small"),
                             "sparsity": st.column_config.NumberColumn(
                                 "sparsity", help="requested sparsity; for structured runs the method's budget "
@@ -60,6 +61,7 @@ st.dataframe(view, hide_index=True, width="stretch",
                                 "flops_reduction", format="%.3f",
                                 help="structured runs: encoder FLOPs removed (achieved); zeros of unstructured "
                                      "runs remove none on dense kernels")})
+compare_two_button(view, st.session_state["runs_table"]["selection"]["rows"])  # two ticked rows -> Run vs run
 st.download_button("Download table (CSV)", view.to_csv(index=False), "prunescope_runs.csv", "text/csv",
                    key="dl_csv", help="the table above, as shown (filters applied)")
 

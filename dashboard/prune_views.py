@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts
+from dashboard import card_notes, charts, diagram_view, flips_view
 from dashboard.common import load_mask
 from dashboard.prune_actions import options_text
 from dashboard.run_actions import export_section, speed_section
@@ -78,6 +78,7 @@ def structured_cards(res: dict) -> None:
                      help="intermediate neurons left in the FFNs of all layers")
     second[3].metric(f"Hidden channels kept (of {s['hidden_size']})", f"{s['hidden_kept']}",
                      help="width of the residual stream (PAT removes channels; kprune and kwon keep all)")
+    card_notes.show(res, top[0], top[1])  # accuracy intervals, run environment
 
 
 def show_structured(res: dict) -> None:
@@ -103,6 +104,7 @@ def show_structured(res: dict) -> None:
         st.caption(f"Every attention head and FFN neuron is kept: {c['method']} narrows the hidden width (the "
                    f"residual stream) from {s['hidden_size']} to {s['hidden_kept']} channels in every layer at once, "
                    "so every matrix of the encoder gets smaller.")
+    diagram_view.show(res)
     a, b = st.columns(2)
     a.plotly_chart(charts.cumulative_error_line(res["blocks"]), key="cum")
     loss = [e for e in s.get("log") or [] if "step" in e and "loss" in e]
@@ -120,6 +122,7 @@ def show_structured(res: dict) -> None:
     with st.expander(f"Method log ({sum(map(len, tables))} entries)"):
         for table in tables:
             st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+    flips_view.show(res)
 
 
 def show_unstructured(res: dict) -> None:
@@ -146,6 +149,7 @@ def show_unstructured(res: dict) -> None:
                        help=f"cumulative error at the last block on {res.get('calib_examples', 'as many')} held-out "
                             f"validation texts (calibration: {calib:.3g}); never used to choose masks or fit "
                             "weights, so a held-out error well above the calibration error means overfitting")
+    card_notes.show(res, cols[0], cols[1])  # accuracy intervals, run environment
     left, right = st.columns(2)
     left.plotly_chart(charts.local_error_bars(res["layers"]), key="local")
     right.plotly_chart(charts.cumulative_error_line(res["blocks"]), key="cum")
@@ -171,6 +175,7 @@ def show_unstructured(res: dict) -> None:
         if opts.get("mode") == "cr":
             note.caption("Cross-block: each pair of adjacent blocks is trained jointly, one loss per pair.")
 
+    diagram_view.show(res)
     st.markdown("#### Masks and weights")
     names = [layer["name"] for layer in res["layers"]]
     name = st.selectbox("Module", names, key="mask_module",
@@ -197,3 +202,4 @@ def show_unstructured(res: dict) -> None:
     table["kind"] = table["kind"].map(KIND_LABELS)
     with st.expander("Per-module table"):
         st.dataframe(table, hide_index=True, width="stretch")
+    flips_view.show(res)
