@@ -67,6 +67,16 @@ def make_config(s: dict) -> ExperimentConfig:
     return ExperimentConfig.create(**s)
 
 
+def preflight(cfg: ExperimentConfig) -> None:
+    """Cheap checks before a prune is queued, so a bad setting is said at once instead of failing its job:
+    the model's files (config and weights header, nothing loaded) and a local task file's columns."""
+    from pruning_core.model import models
+
+    models.check(cfg.model, cfg.task)
+    if cfg.task not in data.SHIPPED and cfg.task not in data.HUB:
+        data.load(cfg.task)
+
+
 def comparable(config: dict) -> dict:
     """A config's fields that the sidebar sets, the method's options completed with their defaults."""
     out = {k: config.get(k) for k in ("model", "task", "method", "pattern", "calib_size", "seq_len", "seed",
