@@ -25,17 +25,14 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     from pruning_core.model.arch import KIND_LABELS
     from pruning_core.experiments.config import ExperimentConfig
-    from pruning_core.prune.engine import BlockRecord
-    from pruning_core.experiments.experiment import run_experiment
+    from pruning_core.storage.prune_run import prune_and_store
     from pruning_core.prune.masks import parse_pattern
     from pruning_core.model.models import resolve_device
     from pruning_core.storage.store import Store
-    from pruning_core.prune.structured.structure import StepRecord
 
     check_json_path(args.json)  # before any work
     resolve_device(args.device)
@@ -48,28 +45,11 @@ def run(args) -> int:
         calib_size=args.calib_size, seq_len=args.seq_len, seed=args.seed, eval_size=args.eval_size,
         options=option_pairs(args.option), device=args.device, fresh_head=args.fresh_head)
     con = Console(stderr=True, highlight=False)
-
-    def on_record(r):  # plain text: module names like "[attention output]" are not markup
-        if isinstance(r, BlockRecord):
-            con.print(f"[bold]block {r.block}[/]: sparsity {r.achieved_sparsity:.3f}, cumulative error "
-                      f"{r.cumulative_error:.4g} ({r.seconds:.2f} s)")
-        elif isinstance(r, StepRecord):
-            extra = "".join(f", {k} {v:.4g}" for k, v in (("FLOPs kept", r.flops_kept), ("loss", r.loss))
-                            if v is not None)
-            con.print(escape(f"  step {r.step}/{r.total}: {r.label}{extra}"))
-        else:
-            con.print(escape(f"  {r.name} [{KIND_LABELS[r.kind]}]: sparsity {r.achieved_sparsity:.3f}, "
-                             f"local error {r.local_error:.4g}, cumulative error {r.cumulative_error:.4g}"))
-
     store = None if args.no_store else Store()
-    out = None if store is None or args.recompute else store.load(cfg.key())
-    if out is not None:
+    out, computed = prune_and_store(cfg, store, on_record=lambda r: con.print(record_line(r)),
+                                    on_stage=lambda s: con.print(stage_line(s)), recompute=args.recompute)
+    if not computed and store is not None:
         con.print(f"[dim]stored run {cfg.key()} in {store.path} (use --recompute to prune again)[/]")
-    else:
-        res = run_experiment(cfg, on_record=on_record, on_stage=lambda s: con.print(f"[dim]{escape(s)}...[/]"))
-        out = res.to_json()
-        if store is not None:
-            store.save(out, res.prune.masks)
     table = Table(title=f"{cfg.method} {cfg.pattern} at {cfg.sparsity:g} on {cfg.task} ({cfg.model})")
     for col in ("block", "module", "shape", "achieved sparsity", "local error", "cumulative error"):
         table.add_column(col, justify="left" if col == "module" else "right")
@@ -84,3 +64,28 @@ def run(args) -> int:
         f"{out.get('peak_total_mb', 0):.0f} MB (+{out['peak_memory_mb']:.0f} MB while pruning) on {out['device']}")
     write_json(args.json, out)
     return 0
+
+
+def record_line(r) -> str:
+    """The console line of one engine record (LayerRecord, BlockRecord or StepRecord), rich markup;
+    `prunescope jobs watch` prints the same lines for a background prune."""
+    from rich.markup import escape
+
+    from pruning_core.model.arch import KIND_LABELS
+    from pruning_core.prune.records import BlockRecord, StepRecord
+
+    if isinstance(r, BlockRecord):
+        return (f"[bold]block {r.block}[/]: sparsity {r.achieved_sparsity:.3f}, cumulative error "
+                f"{r.cumulative_error:.4g} ({r.seconds:.2f} s)")
+    if isinstance(r, StepRecord):
+        extra = "".join(f", {k} {v:.4g}" for k, v in (("FLOPs kept", r.flops_kept), ("loss", r.loss)) if v is not None)
+        return escape(f"  step {r.step}/{r.total}: {r.label}{extra}")
+    # plain text: module names like "[attention output]" are not markup
+    return escape(f"  {r.name} [{KIND_LABELS[r.kind]}]: sparsity {r.achieved_sparsity:.3f}, "
+                  f"local error {r.local_error:.4g}, cumulative error {r.cumulative_error:.4g}")
+
+
+def stage_line(text: str) -> str:
+    from rich.markup import escape
+
+    return f"[dim]{escape(text)}...[/]"
