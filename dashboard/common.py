@@ -145,14 +145,6 @@ def kept(key: str) -> str:
     return key
 
 
-def restore_settings() -> None:
-    """Put every remembered Prune setting back into session state, before the widgets are drawn. The run that
-    prunes draws them locked, and Streamlit resolves a locked widget without the values its last message
-    carried (st.rerun() does not commit them): this keeps what the click's run showed."""
-    for k, v in st.session_state.get(SAVED, {}).items():
-        st.session_state[k] = v
-
-
 def remembered_options(method: str) -> dict:
     """The remembered values of `method`'s knobs (option -> value), for `method_form`."""
     saved = st.session_state.get(SAVED, {})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, grid_jobs
-from dashboard.common import (demo_attacks_imported, demo_imported, error_text, get_store, load_attack_row, load_mask,
+from dashboard.common import (demo_attacks_imported, demo_imported, get_store, load_attack_row, load_mask,
                               load_run)
 from pruning_core import PrunescopeError
 from pruning_core.data import tasks as data
