@@ -178,6 +178,7 @@ def test_a_prune_survives_navigation_and_reload(server):
     and the run completes and is stored. Then another config, reloaded mid-prune: the page re-attaches
     through ?job=ID and completes."""
     pw = pytest.importorskip("playwright.sync_api")
+    from pruning_core.experiments.config import ExperimentConfig
     from pruning_core.storage.store import Store
 
     shots = Path(os.environ.get("PRUNESCOPE_SHOTS", str(SHOTS)))
@@ -192,7 +193,7 @@ def test_a_prune_survives_navigation_and_reload(server):
         _set_number(page, "Calibration examples", "48")  # sparsegpt 50%, 48 texts, 300 evaluated: ~20-40 s
         _set_number(page, "Evaluation examples (0 = whole test split)", "300")
         click(page, page.get_by_role("button", name="Prune", exact=True).first)  # the main area's button
-        page.get_by_text("Running:").first.wait_for(timeout=120_000)
+        page.get_by_text("Running: block").first.wait_for(timeout=180_000)  # blocks are being pruned
         assert "job=" in page.url
         page.screenshot(path=str(shots / "nav_1_running.png"), full_page=True)
 
@@ -201,25 +202,25 @@ def test_a_prune_survives_navigation_and_reload(server):
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "nav_2_learn.png"), full_page=True)
         page.get_by_test_id("stSidebarNav").get_by_text("Prune").click()
-        page.get_by_text("Running:").or_(page.get_by_text("Pruned accuracy")).first.wait_for(timeout=60_000)
+        page.get_by_text("Running: block").or_(page.get_by_text("Pruned accuracy")).first.wait_for(timeout=60_000)
         page.screenshot(path=str(shots / "nav_3_back.png"), full_page=True)
         page.get_by_text("Pruned accuracy").wait_for(timeout=300_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "nav_4_done.png"), full_page=True)
         assert page.get_by_test_id("stException").count() == 0
         store = Store(DB["path"])
-        first = store.runs()
-        assert len(first) == 1 and first["method"].iloc[0] == "sparsegpt"
+        first = ExperimentConfig.create(method="sparsegpt", sparsity=0.5, calib_size=48, seq_len=64, eval_size=300)
+        assert store.has(first.key())
 
         slider = page.get_by_role("slider")  # another config: 55%
         slider.focus()
         slider.press("ArrowRight")
         settle(page)
         click(page, page.get_by_test_id("stSidebar").get_by_role("button", name="Prune", exact=True))
-        page.get_by_text("Running:").first.wait_for(timeout=120_000)
+        page.get_by_text("Running: block").first.wait_for(timeout=120_000)
         page.wait_for_url(lambda u: "job=" in u, timeout=30_000)
         page.reload()
-        page.get_by_text("Running:").or_(page.get_by_text("Pruned accuracy")).first.wait_for(timeout=120_000)
+        page.get_by_text("Running: block").or_(page.get_by_text("Pruned accuracy")).first.wait_for(timeout=120_000)
         page.screenshot(path=str(shots / "reload_1_reattached.png"), full_page=True)
         page.get_by_text("Pruned accuracy").wait_for(timeout=300_000)
         page.wait_for_timeout(1500)
@@ -227,6 +228,6 @@ def test_a_prune_survives_navigation_and_reload(server):
         assert abs(float(metrics[2]) - 0.55) < 0.005, metrics
         page.screenshot(path=str(shots / "reload_2_done.png"), full_page=True)
         assert page.get_by_test_id("stException").count() == 0
-        runs = store.runs()
-        assert len(runs) == 2 and sorted(runs["sparsity"].round(2)) == [0.5, 0.55]
+        second = ExperimentConfig.create(method="sparsegpt", sparsity=0.55, calib_size=48, seq_len=64, eval_size=300)
+        assert store.has(second.key())
         browser.close()

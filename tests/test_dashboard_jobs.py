@@ -166,4 +166,12 @@ def test_jobs_page_lists_and_cancels():
     at.toggle(key="jobs_mine").set_value(True)  # this session submitted none of them
     at.run()
     assert not at.exception and any(i.value.startswith("No jobs of this session") for i in at.info)
-    jobs.wait(store, first.id, timeout=120)
+    assert jobs.wait(store, first.id, timeout=120).state == "done"
+    at.toggle(key="jobs_mine").set_value(False)
+    at.run()
+    at.button(key=f"jobs_open_{first.id}").click()  # a finished prune opens in the Prune views
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["run_key"] == first.result_key
+    assert at.slider(key="sparsity").value == pytest.approx(0.15) and at.number_input(key="seed").value == 14
+    assert any(m.label == "Achieved sparsity" for m in at.metric)
