@@ -127,8 +127,8 @@ class LiveRecords:
             self.layers.append(rec.__dict__)
         elif isinstance(rec, BlockRecord):
             self.blocks.append(rec.__dict__)
-            what = "error measured at block" if self.steps else "block"
-            return len(self.blocks) / self.n_blocks, f"{what} {rec.block + 1} of {self.n_blocks}"
+            what = "error measured at block" if self.steps else "block"  # named as the chart's x axis names it
+            return len(self.blocks) / self.n_blocks, f"{what} {rec.block} done ({len(self.blocks)} of {self.n_blocks})"
         return None
 
 
