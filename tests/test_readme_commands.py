@@ -247,6 +247,13 @@ class Env:
                        "S": str(run["sparsity"])}
             argv = [holders.get(a, a) for a in argv]
         fmt = argv[argv.index("--format") + 1] if "--format" in argv else "csv"
+        if "ID" in argv:  # the README's job: the newest one
+            from pruning_core.jobs import list_jobs
+            from pruning_core.storage.store import Store
+
+            newest = list_jobs(Store(self.db), limit=1)
+            assert newest, "no job in the store for a README `jobs ... ID` command"
+            argv = [str(newest[0].id) if a == "ID" else a for a in argv]
         holders = {"DIR": "readme-export", "ROOT": str(self.root / "export-root"), "N": "16",
                    "FILE": str(self.root / f"results.{fmt}")}
         return [holders.get(a, a) for a in argv]
@@ -257,6 +264,8 @@ def env(tmp_path_factory):
     e = Env(tmp_path_factory.mktemp("readme"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PRUNESCOPE_DB", str(e.db))
+        mp.setenv("PRUNESCOPE_JOB_WORKERS", "1")  # `prune --background`: one worker, gone soon after its job
+        mp.setenv("PRUNESCOPE_JOB_IDLE", "3")
         mp.chdir(e.work)  # relative paths in the README (run.json, sweep.yaml) land here
         yield e
 
@@ -311,7 +320,9 @@ def test_readme_command(case, env, monkeypatch):
     assert "Traceback" not in out + err, shown
     assert rc == 0, shown
     sub = argv[0]
-    if sub == "prune":
+    if sub == "prune" and "--background" in argv:
+        assert re.match(r"job \d+: queued", out), shown
+    elif sub == "prune":
         summary = next(x for x in out.splitlines() if x.startswith("achieved sparsity"))
         achieved = float(summary.split()[2])
         assert achieved > 0.1, summary  # it really pruned

@@ -1,5 +1,5 @@
-"""The `prunescope` command line: prune, eval, list, finetune, attack, export, speed, sweep, results,
-setup-attacks, make-splits, serve.
+"""The `prunescope` command line: prune, eval, list, finetune, attack, export, speed, sweep, jobs,
+results, setup-attacks, make-splits, serve.
 
 One module per command, each with `register(subparsers)` (its flags) and `run(args) -> int`; what they
 share (the parser, validators, `--option` and `--json` handling, labels) is in `common.py`. Bad input
@@ -16,6 +16,7 @@ import pruning_core.cli.attack as attack
 import pruning_core.cli.evaluate as evaluate
 import pruning_core.cli.export as export
 import pruning_core.cli.finetune as finetune
+import pruning_core.cli.jobs as jobs
 import pruning_core.cli.listing as listing
 import pruning_core.cli.make_splits as make_splits
 import pruning_core.cli.prune as prune
@@ -29,7 +30,7 @@ from pruning_core.core.runtime import quiet_libraries
 
 # in the order `prunescope --help` lists them
 COMMANDS = {"prune": prune, "eval": evaluate, "list": listing, "finetune": finetune, "attack": attack,
-            "export": export, "speed": speed, "sweep": sweep, "results": results,
+            "export": export, "speed": speed, "sweep": sweep, "jobs": jobs, "results": results,
             "setup-attacks": setup_attacks, "make-splits": make_splits}
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pruning_core.cli.common import add_model_args, check_json_path, option_pairs, write_json
+from pruning_core.cli.common import (add_background_arg, add_model_args, check_json_path, option_pairs, submit_background,
+                                     write_json)
 from pruning_core.core.errors import PrunescopeError
 
 
@@ -27,6 +28,7 @@ def register(subparsers) -> None:
     at.add_argument("--json", type=Path, default=None, help="write the summary and every example as JSON here")
     at.add_argument("--recompute", action="store_true", help="attack again even if the store has this attack")
     at.add_argument("--list", action="store_true", help="list the recipes and whether each can run here")
+    add_background_arg(at)
 
 
 def list_recipes() -> int:
@@ -68,6 +70,10 @@ def run(args) -> int:
     cfg = AttackConfig(run, args.recipe, args.n, args.seed, args.query_budget, args.visible_only).validate()
     cfg.check_size()
     recipes.check(cfg.recipe)  # unavailable here: say why before any work
+    if args.background:
+        if args.json:
+            raise PrunescopeError("--background stores the attack: drop --json (write it from a foreground run)")
+        return submit_background(store, "attack", {"config": cfg.to_dict()}, args.recompute)
     con = Console(stderr=True)
     counts = {"successful": 0, "failed": 0, "skipped": 0}
     stored = store.attack_done(cfg.key()) and not args.recompute

@@ -118,3 +118,26 @@ def config_label(cfg) -> str:
     model = "" if cfg.model == "default" else f" [{cfg.model}]"
     return (f"{cfg.task}{model} {cfg.method} {cfg.pattern} {cfg.sparsity:g}"
             + (f" {json.dumps(opts)}" if opts else "") + (f" seed {cfg.seed}" if cfg.seed else ""))
+
+
+def add_background_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--background", action="store_true",
+                    help="submit a job to this store's worker pool and return its id (follow it with "
+                         "`prunescope jobs watch ID`)")
+
+
+def submit_background(store, kind: str, spec: dict, recompute: bool = False) -> int:
+    """Submit a job and say how it was taken: queued, attached to a running or queued job, or already stored."""
+    from pruning_core.jobs import ahead, submit
+
+    job, how = submit(store, kind, spec, recompute=recompute)
+    if job is None:
+        print(f"already stored in {store.path} (use --recompute to compute it again)")
+    elif how == "attached":
+        print(f"attached to job {job.id} ({job.state}): {job.label}")
+    else:
+        waiting = ahead(store, job.id)
+        print(f"job {job.id}: queued ({waiting} ahead): {job.label}")
+    if job is not None:
+        print(f"follow it with: prunescope jobs watch {job.id}", file=sys.stderr)
+    return 0

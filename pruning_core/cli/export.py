@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pruning_core.cli.common import add_background_arg, submit_background
+
 
 def register(subparsers) -> None:
     ex = subparsers.add_parser("export", help="write a stored run's pruned model as a transformers folder")
@@ -15,6 +17,7 @@ def register(subparsers) -> None:
                     help="export root; DIR may not leave it (default: exports/ beside the results store)")
     ex.add_argument("--force", action="store_true", help="replace the contents of a non-empty folder")
     ex.add_argument("--device", default="cpu", help="where the run is pruned again: cpu | cuda | cuda:N")
+    add_background_arg(ex)
 
 
 def run(args) -> int:
@@ -24,6 +27,10 @@ def run(args) -> int:
     from pruning_core.storage.store import Store
 
     store = Store()
+    if args.background:
+        spec = {"key": args.key, "out": args.out, "root": str(args.root) if args.root else None,
+                "force": args.force, "device": args.device}
+        return submit_background(store, "export", spec)
     con = Console(stderr=True)
     folder = export_run(args.key, store, args.out, device=args.device, root=args.root, force=args.force,
                         on_stage=lambda s: con.print(f"[dim]{s}...[/]"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pruning_core.cli.common import add_model_args, check_json_path, option_pairs, write_json
+from pruning_core.cli.common import (add_background_arg, add_model_args, check_json_path, option_pairs, submit_background,
+                                     write_json)
+from pruning_core.core.errors import PrunescopeError
 
 
 def register(subparsers) -> None:
@@ -21,6 +23,7 @@ def register(subparsers) -> None:
     pr.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
     pr.add_argument("--recompute", action="store_true", help="prune again even if the store has this run")
     pr.add_argument("--no-store", action="store_true", help="do not read or write the results store")
+    add_background_arg(pr)
 
 
 def run(args) -> int:
@@ -44,6 +47,11 @@ def run(args) -> int:
         model=args.model, task=args.task, method=args.method, sparsity=sparsity, pattern=args.pattern,
         calib_size=args.calib_size, seq_len=args.seq_len, seed=args.seed, eval_size=args.eval_size,
         options=option_pairs(args.option), device=args.device, fresh_head=args.fresh_head)
+    if args.background:
+        if args.no_store or args.json:
+            raise PrunescopeError("--background stores the run: drop --no-store and --json "
+                                  "(read it later with `prunescope results` or --json on a foreground run)")
+        return submit_background(Store(), "prune", {"config": cfg.to_dict()}, args.recompute)
     con = Console(stderr=True, highlight=False)
     store = None if args.no_store else Store()
     out, computed = prune_and_store(cfg, store, on_record=lambda r: con.print(record_line(r)),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pruning_core.cli.common import check_json_path, integer, write_json
+from pruning_core.cli.common import add_background_arg, check_json_path, integer, submit_background, write_json
+from pruning_core.core.errors import PrunescopeError
 
 
 def register(subparsers) -> None:
@@ -17,6 +18,7 @@ def register(subparsers) -> None:
                     help="tokens per sequence (default: the task's average length where known, else 64)")
     sd.add_argument("--recompute", action="store_true", help="measure again even if the store has numbers")
     sd.add_argument("--json", type=Path, default=None, help="write the measurement as JSON here")
+    add_background_arg(sd)
 
 
 def run(args) -> int:
@@ -28,6 +30,11 @@ def run(args) -> int:
 
     check_json_path(args.json)
     store = Store()
+    if args.background:
+        if args.json:
+            raise PrunescopeError("--background stores the measurement: drop --json")
+        spec = {"key": args.key, "repeats": args.repeats, "seq_len": args.seq_len, "device": args.device}
+        return submit_background(store, "speed", spec, args.recompute)
     con = Console(stderr=True)
     out = measure_run(args.key, store, device=args.device, repeats=args.repeats, seq_len=args.seq_len,
                       recompute=args.recompute, on_stage=lambda s: con.print(f"[dim]{s}...[/]"))

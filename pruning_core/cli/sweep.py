@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pruning_core.cli.common import config_label, integer, number, wide_console
+from pruning_core.cli.common import add_background_arg, config_label, integer, number, submit_background, wide_console
 from pruning_core.core.errors import PrunescopeError
 
 
@@ -32,6 +32,7 @@ def register(subparsers) -> None:
     sw.add_argument("--skip-failed", action="store_true", help="leave out configs that failed before")
     sw.add_argument("--max-configs", type=int, default=None,
                     help="refuse a grid of more runs than this (default 10,000): raise it to confirm a huge sweep")
+    add_background_arg(sw)
     sw.add_argument("--sweep-id", default=None, help=argparse.SUPPRESS)  # set by sweeps.background.start_background
 
 
@@ -65,6 +66,11 @@ def run(args) -> int:
         if args.dry_run:
             return dry_run(sweep, args)
         store = Store(args.store)
+        if args.background:
+            if args.device or args.workers or args.address or args.executor != "local" or sweep_id:
+                raise PrunescopeError("--background runs the sweep in a job worker, one config at a time: "
+                                      "drop --executor, --workers, --address and --device")
+            return submit_background(store, "sweep", {"spec": sweep.spec})
     except PrunescopeError as exc:
         if sweep_id:  # a background sweep: say why on its status row
             Store(args.store).update_sweep(sweep_id, state="failed", finished=time.time(), error=str(exc))
