@@ -1,10 +1,12 @@
-"""Shared dashboard state: the results store (one per server process), run selection, the Prune page's
-settings (kept across pages), and what the page says about failures."""
+"""Shared dashboard state: the results store (one per server process), this browser session's id (its
+jobs carry it), run selection, the Prune page's settings (kept across pages), and what the page says about
+failures."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from pathlib import Path
 
 import streamlit as st
@@ -19,6 +21,31 @@ from pruning_core.storage.demo import import_demo, import_demo_attacks
 def get_store() -> Store:
     """The results store (one per server process)."""
     return Store()
+
+
+SESSION = "_session_id"
+
+
+def session_id() -> str:
+    """This browser session's id (a uuid kept in session state): the `session` of the jobs it submits."""
+    if SESSION not in st.session_state:
+        st.session_state[SESSION] = uuid.uuid4().hex
+    return st.session_state[SESSION]
+
+
+def jobs_badge() -> str:
+    """'Jobs: 1 running, 3 queued' ('Jobs: none running' when idle): one cheap query of the active jobs."""
+    from pruning_core import jobs
+
+    try:
+        active = jobs.list_jobs(get_store(), states=("queued", "running"))
+    except Exception as exc:  # noqa: BLE001 - a badge never breaks a page
+        _LOG.warning("could not count the jobs: %s", exc)
+        return "Jobs: unknown"
+    running = sum(j.state == "running" for j in active)
+    if not active:
+        return "Jobs: none running"
+    return f"Jobs: {running} running, {len(active) - running} queued"
 
 
 @st.cache_resource
@@ -88,8 +115,6 @@ def error_text(what: str, exc: BaseException) -> str:
 # always the one in session state, so what the sidebar shows is what Prune runs.
 
 SAVED = "_prune_settings"
-INFLIGHT = "_prune_inflight"  # the prune a run started and has not finished: still set at the next run = lost
-INTERRUPTED = "prune_interrupted"
 UPLOAD = "task_upload"  # {"path", "name"} of the uploaded CSV/TSV the task picker uses
 
 TASK_SOURCES = {"name": "Named", "path": "Path", "upload": "Upload"}
@@ -118,14 +143,6 @@ def kept(key: str) -> str:
     if key not in st.session_state:
         st.session_state[key] = st.session_state.get(SAVED, {}).get(key, PRUNE_DEFAULTS[key])
     return key
-
-
-def restore_settings() -> None:
-    """Put every remembered Prune setting back into session state, before the widgets are drawn. The run that
-    prunes draws them locked, and Streamlit resolves a locked widget without the values its last message
-    carried (st.rerun() does not commit them): this keeps what the click's run showed."""
-    for k, v in st.session_state.get(SAVED, {}).items():
-        st.session_state[k] = v
 
 
 def remembered_options(method: str) -> dict:
@@ -197,8 +214,12 @@ def open_run(key: str, config: dict | None = None) -> None:
     """Show a stored run in the Prune page's views; with its `config`, also set the Prune sidebar to it, so
     what is shown and what the sidebar says agree."""
     st.session_state["run_key"] = key
-    if config is None:
-        return
+    if config is not None:
+        set_sidebar(config)
+
+
+def set_sidebar(config: dict) -> None:
+    """Set the Prune sidebar to a run's `config` (the widgets take the values when they are drawn next)."""
     values = settings_from_config(config)
     if values.get("task_source") == "upload":
         task = str(config["task"])
@@ -206,22 +227,3 @@ def open_run(key: str, config: dict | None = None) -> None:
     st.session_state.setdefault(SAVED, {}).update(values)
     for k in values:  # the Prune widgets take the new values from SAVED when they are drawn next
         st.session_state.pop(k, None)
-
-
-def note_interrupted() -> None:
-    """Call at the top of every page: a prune that a run of the Prune page started and never finished was
-    stopped by Streamlit when the page was left or changed. Tell the user (a toast here, a note on the Prune
-    page) and record it as a failure in the store; nothing of it was stored, and nothing restarts it."""
-    job = st.session_state.pop(INFLIGHT, None)
-    if not job:
-        return
-    st.session_state[INTERRUPTED] = job
-    try:
-        store = get_store()
-        if not store.has(job["key"]):
-            store.record_failure(job["key"], "run", job["config"],
-                                 "interrupted: the Prune page was left or changed while it pruned; nothing was stored")
-    except Exception as exc:  # noqa: BLE001 - the note below still tells the user
-        _LOG.warning("could not record the interrupted prune %s: %s", job.get("key"), exc)
-    st.toast(f"The prune of {job['label']} was interrupted: leaving or changing the Prune page stops it. "
-             "Nothing was stored; press Prune there to run it again.", icon=":material/warning:")

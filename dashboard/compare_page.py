@@ -1,27 +1,24 @@
-"""Compare page: methods x patterns over a sparsity grid; stored runs are read, missing ones computed."""
+"""Compare page: methods x patterns over a sparsity grid; stored runs are read, missing ones submitted as prune
+jobs (one per run) whose progress the page follows, refilling the charts as runs finish."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import streamlit as st
 
-from dashboard import charts
-from dashboard.common import (demo_attacks_imported, demo_imported, error_text, get_store, load_attack_row, load_mask,
-                              load_run, note_interrupted)
+from dashboard import charts, grid_jobs
+from dashboard.common import (demo_attacks_imported, demo_imported, get_store, load_attack_row, load_mask,
+                              load_run)
 from pruning_core import PrunescopeError
 from pruning_core.data import tasks as data
 from pruning_core.prune import methods
-from pruning_core.sweeps import background as sweeps
 from pruning_core.prune.masks import PATTERNS
-from pruning_core.sweeps.run import run_grid
 from pruning_core.sweeps.spec import SPARSITIES, SweepSpec, expand
 
 
 def compare_spec(task: str, chosen: list[str], patterns: list[str], sparsities: list[float], calib_size: int,
                  seq_len: int, eval_size: int | None = None) -> SweepSpec:
-    """The grid as a sweep file would hold it: `expand` gives the page its configs, and a background sweep
-    runs the same spec (skipping the stored ones). Patterns are left out when every method is structured."""
+    """The grid as a sweep file would hold it: `expand` gives the page its configs (the CLI's sweep runs
+    the same spec). Patterns are left out when every method is structured."""
     spec = {"name": f"compare-{task}", "models": ["default"], "tasks": [task], "methods": list(chosen),
             "sparsities": [float(s) for s in sparsities], "calib_size": int(calib_size), "seq_len": int(seq_len),
             "seed": 0}
@@ -32,22 +29,7 @@ def compare_spec(task: str, chosen: list[str], patterns: list[str], sparsities: 
     return SweepSpec.of(**spec)
 
 
-def recent_sweeps(limit: int = 8) -> list[dict]:
-    """The store's newest sweeps' status rows (a killed one reads `died`)."""
-    table = store.sweeps()
-    return [row for row in (sweeps.status(store, i) for i in table["id"].head(limit)) if row is not None]
-
-
-def sweep_line(row: dict) -> str:
-    """'<id> · running · 3/10 stored, 1 failed · 2026-12-01 21:10'."""
-    when = dt.datetime.fromtimestamp(row["created"]).strftime("%Y-%m-%d %H:%M") if row.get("created") else "?"
-    have = (row["stored"] or 0) + (row["done"] or 0)
-    failed = f", {row['failed']} failed" if row["failed"] else ""
-    return f"{row['id']} · {row['state']} · {have}/{row['total'] or 0} stored{failed} · {when}"
-
-
 st.title("Compare methods")
-note_interrupted()
 DEFAULT_METHODS = [m for m in ("magnitude", "wanda", "sparsegpt") if m in methods.METHODS]
 store = get_store()
 demo_imported()
@@ -81,109 +63,37 @@ try:
 except PrunescopeError as exc:
     st.error(str(exc))
     st.stop()
-missing = [c for c in configs if not store.has(c.key())]
+specs = [{"config": c.to_dict()} for c in configs]
+keys = [c.key() for c in configs]  # = pruning_core.jobs.job_key of each spec
+missing = [s for c, s in zip(configs, specs) if not store.has(c.key())]
 st.caption(f"{len(configs)} runs in the grid: {len(configs) - len(missing)} stored, {len(missing)} to compute")
 
 
-def start_sweep() -> None:
-    """Start the grid as a detached sweep (stored configs are skipped) and follow it."""
-    try:
-        handle = sweeps.start_background(spec.to_file(), store_path=store.path, executor="local")
-    except PrunescopeError as exc:
-        st.error(str(exc))
-        return
-    except Exception as exc:  # never a traceback in a demo
-        st.error(error_text("Starting the sweep", exc))
-        return
-    st.session_state["cmp_sweep"] = handle.id
-    st.rerun()
+def grid_now() -> grid_jobs.GridState:
+    return grid_jobs.grid_state(store, "prune", keys, store.has)
 
 
 def redraw() -> None:
     load_run.clear()
     load_mask.clear()
-    st.rerun()
 
 
-def sweep_panel(sweep_id: str, polling: bool) -> None:
-    """Progress of a background sweep; reruns the whole page (charts from the store) once it stops."""
-    row = sweeps.status(store, sweep_id)
-    if row is None:
-        st.warning(f"Sweep {sweep_id} is not in this store.")
-        return
-    if polling and not row["alive"]:  # it just stopped: redraw everything from the store
-        redraw()
-    total = row["total"] or 0
-    have = (row["stored"] or 0) + (row["done"] or 0) + (row["failed"] or 0)
-    st.progress(min(1.0, have / total) if total else 0.0,
-                f"Sweep {sweep_id}: {row['state']} · {row['done']} computed, {row['stored']} already stored, "
-                f"{row['failed']} failed, {row['remaining']} left of {total}")
-    c1, c2 = st.columns(2)
-    if row["alive"]:
-        if c1.button("Cancel sweep", key="cmp_cancel", icon=":material/cancel:",
-                     help="stop it; the configs computed so far stay stored"):
-            sweeps.cancel(store, sweep_id)
-            st.toast(f"Cancelling sweep {sweep_id}")
-        if c2.button("Redraw charts now", key="cmp_redraw", help="show the runs stored so far"):
-            redraw()
-    else:
-        if row["state"] == "finished":
-            st.success(f"Sweep {sweep_id} finished: {row['done']} computed, {row['failed']} failed.",
-                       icon=":material/check:")
-        else:
-            why = f": {row['error']}" if row.get("error") else ""
-            st.warning(f"Sweep {sweep_id} stopped ({row['state']}){why}. Finished configs stay stored; "
-                       "Run in background again resumes it.")
-        if row["failed"]:
-            st.caption("Failed configs and their errors: the Experiments page.")
-        if c1.button("Stop following", key="cmp_unfollow"):
-            st.session_state["cmp_sweep"] = None
-            st.rerun()
-    if row.get("log"):
-        st.caption(f"log: `{row['log']}`")
-
-
-recent = recent_sweeps()
-if "cmp_sweep" not in st.session_state:  # after a reload: follow a sweep that still runs
-    st.session_state["cmp_sweep"] = next((r["id"] for r in recent if r["alive"]), None)
-following = st.session_state["cmp_sweep"]
-follow_row = sweeps.status(store, following) if following else None
-busy = bool(follow_row and follow_row["alive"])
-b1, b2 = st.columns(2)
-go = bool(missing) and b1.button(f"Compute the {len(missing)} missing runs", type="primary", key="cmp_run")
-if missing and b2.button("Run in background", key="cmp_bg", icon=":material/schedule:", disabled=busy,
-                         help="start the missing runs as a separate sweep process (local pool): the page stays "
-                              "usable, a reload finds it again, finished runs stay stored"
-                              + (" (one sweep at a time: cancel the running one first)" if busy else "")):
-    start_sweep()  # on success: rerun, so the button shows disabled and the panel polls
-if following:
-    alive = bool(follow_row and follow_row["alive"])
-    st.fragment(sweep_panel, run_every=2 if alive else None)(following, alive)
-if recent:
-    with st.expander(f"Background sweeps ({len(recent)} recent)", icon=":material/history:"):
-        ids = [r["id"] for r in recent]
-        lines = {r["id"]: sweep_line(r) for r in recent}
-        pick = st.selectbox("Sweep", ids, format_func=lines.get, key="cmp_sweep_pick",
-                            index=ids.index(following) if following in ids else 0)
-        if st.button("Follow this sweep", key="cmp_follow"):
-            st.session_state["cmp_sweep"] = pick
-            st.rerun()
-todo = configs if recompute else (missing if go else [])
+state = grid_now()
+todo = []
+if missing and st.button(f"Compute the {len(missing)} missing runs", type="primary", key="cmp_run",
+                         icon=":material/schedule:",
+                         help="one prune job per missing run: they run in the server's worker pool, the page stays "
+                              "usable, a reload or another tab finds them again, and a run that another session "
+                              "already computes is computed once"):
+    todo = missing
+if recompute:
+    todo = specs
 if todo:
-    bar = st.progress(0.0)
-    try:
-        run_grid(todo, store, recompute=recompute, on_progress=lambda i, n, c, _: bar.progress(
-            i / n, f"{i}/{n}: {c.method} {c.pattern} {c.sparsity:g}"))
-        load_run.clear()
-        load_mask.clear()
-        st.rerun()
-    except PrunescopeError as exc:
-        st.error(str(exc))
-    except Exception as exc:  # never a traceback in a demo
-        st.error(error_text("Computing the grid", exc))
-    load_run.clear()
-    load_mask.clear()
-
+    counts = grid_jobs.submit_cells(store, "prune", todo, recompute=recompute)
+    st.toast(f"{counts['queued']} jobs queued, {counts['attached']} already running or queued, "
+             f"{counts['stored']} stored")
+    state = grid_now()
+grid_jobs.follow(state, grid_now, what="runs", on_change=redraw)
 
 
 def robustness_section() -> None:

@@ -9,7 +9,7 @@ import json
 import streamlit as st
 
 from dashboard import charts
-from dashboard.common import demo_imported, get_store, load_mask, load_run, note_interrupted, open_run
+from dashboard.common import demo_imported, get_store, load_mask, load_run, open_run
 from dashboard.diff_link import compare_two_button
 from dashboard.run_actions import export_section
 from pruning_core import PrunescopeError
@@ -29,7 +29,6 @@ def run_label(key: str, r) -> str:
 
 
 st.title("Experiments")
-note_interrupted()
 store = get_store()
 demo_imported()
 runs = store.runs()

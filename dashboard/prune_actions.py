@@ -67,6 +67,16 @@ def make_config(s: dict) -> ExperimentConfig:
     return ExperimentConfig.create(**s)
 
 
+def preflight(cfg: ExperimentConfig) -> None:
+    """Cheap checks before a prune is queued, so a bad setting is said at once instead of failing its job:
+    the model's files (config and weights header, nothing loaded) and a local task file's columns."""
+    from pruning_core.model import models
+
+    models.check(cfg.model, cfg.task)
+    if cfg.task not in data.SHIPPED and cfg.task not in data.HUB:
+        data.load(cfg.task)
+
+
 def comparable(config: dict) -> dict:
     """A config's fields that the sidebar sets, the method's options completed with their defaults."""
     out = {k: config.get(k) for k in ("model", "task", "method", "pattern", "calib_size", "seq_len", "seed",
@@ -117,8 +127,8 @@ class LiveRecords:
             self.layers.append(rec.__dict__)
         elif isinstance(rec, BlockRecord):
             self.blocks.append(rec.__dict__)
-            what = "error measured at block" if self.steps else "block"
-            return len(self.blocks) / self.n_blocks, f"{what} {rec.block + 1} of {self.n_blocks}"
+            what = "error measured at block" if self.steps else "block"  # named as the chart's x axis names it
+            return len(self.blocks) / self.n_blocks, f"{what} {rec.block} done ({len(self.blocks)} of {self.n_blocks})"
         return None
 
 

@@ -1,44 +1,37 @@
 """Prune page: pick a model, task, method, pattern and sparsity; watch the pruning happen.
 
 The sidebar's values live in session state (common.kept): they survive a visit to another page, "Open in
-Prune views" sets them to the opened run, and Prune runs exactly what they show. While a prune runs, the
-sidebar is locked (a second click cannot restart it); leaving the page stops the prune, and the next run of
-any page says so (common.note_interrupted)."""
+Prune views" sets them to the opened run, and Prune submits exactly what they show as a job
+(pruning_core.jobs): the prune runs in a worker process, never in this script. A stored config opens at
+once; a config already queued or running attaches to that job (one job however many tabs ask). The job id
+is kept in session state and in the URL (?job=ID), and its progress is read from the store, so leaving the
+page, reloading it or closing the tab never stops the prune: coming back shows the same live progress."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 st.title("Prune a model")  # painted before the heavy imports below (torch, transformers) finish
+TOP = st.container()  # the Prune button and the state of the sidebar's config, drawn once it is known
 
-from dashboard import charts  # noqa: E402
-from dashboard.common import (INFLIGHT, INTERRUPTED, TASK_SOURCES, UPLOAD, error_text, get_store, kept,  # noqa: E402
-                              load_mask, load_run, note_interrupted, open_run, remember_settings, remembered_options,
-                              restore_settings)
+from dashboard import job_progress  # noqa: E402
+from dashboard.common import (TASK_SOURCES, UPLOAD, error_text, get_store, kept, load_mask, load_run,  # noqa: E402
+                              open_run, remember_settings, remembered_options, session_id, set_sidebar)
 from dashboard.method_form import method_form  # noqa: E402
-from dashboard.prune_actions import (UPLOAD_LIMIT_MB, LiveRecords, budget_label, describe, differences,  # noqa: E402
-                                     layer_line, make_config, options_text, refine_line, save_upload, step_line)
+from dashboard.prune_actions import (UPLOAD_LIMIT_MB, budget_label, describe, differences,  # noqa: E402
+                                     make_config, preflight, save_upload)
 from dashboard.prune_views import show  # noqa: E402
-from pruning_core import PrunescopeError
-from pruning_core.data import tasks as data
-from pruning_core.experiments import experiment
-from pruning_core.prune import methods
-from pruning_core.model.arch import arch_of  # noqa: E402
+from pruning_core import PrunescopeError, jobs  # noqa: E402
+from pruning_core.data import tasks as data  # noqa: E402
+from pruning_core.prune import methods  # noqa: E402
 from pruning_core.prune.masks import PATTERNS, parse_pattern  # noqa: E402
-from pruning_core.model.models import resolve_device  # noqa: E402
-from pruning_core.prune.records import BlockRecord, LayerRecord, StepRecord  # noqa: E402
 
-note_interrupted()
 REQUEST = "prune_request"  # set by the Prune / Recompute buttons' callbacks, consumed by the next run only
-PENDING = "prune_pending"  # (settings, request): what the click's run showed, pruned by the run after it
-# A click's run draws the sidebar as usual, keeps its settings and reruns; that next run shows them locked
-# (a summary and a disabled button: nothing to change or click), prunes exactly them, then draws the
-# settings again in the same place.
+JOB = "prune_job"  # the id of the prune job this session follows (also in the URL as ?job=ID)
+ENDED = "prune_job_ended"  # a followed job that failed or was cancelled: shown until dismissed or retried
+store = get_store()
+SESSION = session_id()
 REQUESTED = st.session_state.pop(REQUEST, None)
-PENDING_RUN = st.session_state.pop(PENDING, None)
-BUSY = PENDING_RUN is not None
-if BUSY:
-    restore_settings()
 
 
 def upload_picker() -> str:
@@ -103,103 +96,185 @@ def sidebar(where) -> dict:
         eval_size = st.number_input("Evaluation examples (0 = whole test split)", 0, 100000, key=kept("eval"))
         seed = st.number_input("Seed", 0, 2**31 - 1, key=kept("seed"))
         options = method_form(method, values=remembered_options(method))
-        c1, c2 = st.columns(2)
-        c1.button("Prune", type="primary", width="stretch", key="prune_go",
-                  on_click=st.session_state.__setitem__, args=(REQUEST, "go"),
-                  help="prune with the settings above (a stored run of them is shown at once)")
-        c2.button("Recompute", width="stretch", key="prune_again",
-                  on_click=st.session_state.__setitem__, args=(REQUEST, "again"),
-                  help="prune again even if this run is stored")
     remember_settings()
     return {"model": model.strip(), "task": task, "method": method, "pattern": pattern, "sparsity": float(sparsity),
             "calib_size": int(calib_size), "seq_len": int(seq_len), "seed": int(seed),
             "eval_size": int(eval_size) or None, "options": options}
 
 
-def locked_panel(settings: dict) -> None:
-    """The sidebar while a prune runs: what runs, and a disabled button (nothing to change or click twice)."""
-    st.header("Experiment")
-    opts = options_text(settings["options"])
-    st.markdown(f"**{describe(settings)}**  \ncalibration {settings['calib_size']} × {settings['seq_len']} tokens, "
-                f"evaluation {settings['eval_size'] or 'the whole test split'}, seed {settings['seed']}"
-                + (f"  \n{opts}" if opts else ""))
-    st.button("Pruning...", type="primary", width="stretch", key="prune_busy", disabled=True,
-              help="one prune at a time: the settings come back when it finishes")
-    st.caption("The settings are locked until the prune finishes. Leaving or changing the page stops it "
-               "(nothing half-done is stored).")
+def request(how: str) -> None:
+    st.session_state[REQUEST] = how
 
 
-def run(settings: dict, recompute: bool) -> None:
-    """Prune the config the sidebar showed (or open its stored run). While it runs, INFLIGHT names it: a run
-    that finds INFLIGHT still set knows this one was stopped."""
-    st.session_state.pop(INTERRUPTED, None)
+def follow(job_id: int | None) -> None:
+    """Follow the prune job `job_id` (None: none) in session state and in the URL, so a reload re-attaches."""
+    st.session_state.pop(ENDED, None)
+    if job_id is None:
+        st.session_state.pop(JOB, None)
+        if "job" in st.query_params:
+            del st.query_params["job"]
+    else:
+        st.session_state[JOB] = int(job_id)
+        st.query_params["job"] = str(job_id)
+
+
+def attach_from_url() -> None:
+    """A reloaded page (or a shared link) with ?job=ID follows that prune job and sets the sidebar to its
+    config; a session that follows a job puts it back into the URL (a page switch clears it)."""
+    followed = st.session_state.get(JOB)
+    raw = st.query_params.get("job")
+    if followed is not None:
+        if raw != str(followed):
+            st.query_params["job"] = str(followed)
+        return
+    if not raw:
+        return
+    job = jobs.get(store, int(raw)) if raw.isdigit() else None
+    if job is None or job.kind != "prune":
+        del st.query_params["job"]
+        return
+    st.session_state[JOB] = job.id
+    if job.spec.get("config"):
+        set_sidebar(job.spec["config"])
+
+
+def followed_job():
+    """The job this session follows, if it is still worth showing: a finished one opens its run instead (and
+    is followed no more); a failed or cancelled one stays until dismissed or retried."""
+    job_id = st.session_state.get(JOB)
+    if job_id is None:
+        return None
+    job = jobs.get(store, job_id)
+    if job is None:
+        follow(None)
+        return None
+    if job.state == "done":
+        follow(None)
+        load_run.clear()
+        load_mask.clear()
+        if job.result_key:
+            open_run(job.result_key)
+        return None
+    return job
+
+
+def submit(settings: dict, recompute: bool) -> None:
+    """Submit the sidebar's config as a prune job: a stored run opens at once, else the page follows the job
+    (a new one, or the one already queued or running for this config)."""
     try:
         cfg = make_config(settings)
-        key = cfg.key()
+        preflight(cfg)
+        job, how = jobs.submit(store, "prune", {"config": cfg.to_dict()}, session=SESSION, recompute=recompute,
+                               label=describe(cfg.to_dict()))
     except Exception as exc:  # noqa: BLE001 - never a traceback in the page
         st.error(error_text("Checking the settings", exc))
         return
-    store = get_store()
-    if not recompute and store.has(key):
-        open_run(key)
+    if how == "stored":
+        follow(None)
+        open_run(cfg.key())
         st.toast("Loaded the stored run (Recompute prunes again)")
         return
-    st.session_state[INFLIGHT] = {"key": key, "label": describe(cfg.to_dict()), "config": cfg.to_dict()}
+    follow(job.id)
+    st.toast(f"Attached to the {job.state} prune of this config (job {job.id})" if how == "attached"
+             else f"Queued as job {job.id}")
+
+
+def config_state(settings: dict) -> tuple[str, object]:
+    """What the sidebar's config is now: ("stored", None), ("running", job), ("queued", job), ("new", None),
+    or ("invalid", None) for settings that make no config."""
     try:
-        with st.status("Loading the model...", expanded=True) as status:
-            net, _ = experiment.load_dense(cfg.model, cfg.task, str(resolve_device(cfg.device)))
-            records = LiveRecords(len(arch_of(net).blocks(net)))
-            progress = st.progress(0.0)
-            live_loss = st.empty()
-            live = st.empty()
+        cfg = make_config(settings)
+    except Exception:  # noqa: BLE001 - Prune then says why
+        return "invalid", None
+    if store.has(cfg.key()):
+        return "stored", None
+    key = jobs.job_key("prune", {"config": cfg.to_dict()})
+    job = next((j for j in jobs.list_jobs(store, states=("queued", "running")) if j.kind == "prune" and j.key == key),
+               None)
+    return (job.state, job) if job else ("new", None)
 
-            def on_record(rec):
-                moved = records.add(rec)
-                if isinstance(rec, StepRecord):
-                    progress.progress(*moved)
-                    st.write(step_line(rec))
-                    if rec.loss is not None:
-                        live_loss.plotly_chart(charts.training_loss_line(records.steps),
-                                               key=f"live_loss{len(records.steps)}")
-                elif isinstance(rec, LayerRecord):
-                    st.write(layer_line(rec))
-                elif isinstance(rec, BlockRecord):
-                    if rec.refine_loss:
-                        st.write(refine_line(rec))
-                    progress.progress(*moved)
-                    live.plotly_chart(charts.cumulative_error_line(records.blocks), key=f"live{len(records.blocks)}")
 
-            # expanded=True on every update: a label-only update collapses the status (Streamlit 1.67),
-            # which would hide the live progress and charts below
-            res = experiment.run_experiment(cfg, on_record=on_record,
-                                            on_stage=lambda s: status.update(label=s + "...", expanded=True))
-            out = res.to_json()
-            store.save(out, res.prune.masks)  # one transaction: stored whole, or not at all
-            st.session_state.pop(INFLIGHT, None)  # no Streamlit call between the save and this line
-            load_run.clear()
-            load_mask.clear()
-            status.update(label=f"Pruned in {res.prune.prune_seconds:.1f} s", state="complete", expanded=False)
-    except Exception as exc:  # noqa: BLE001 - a demo never shows a traceback (Streamlit's stop is not an Exception)
-        st.session_state.pop(INFLIGHT, None)
-        st.error(error_text("Pruning", exc))
+def button_label(state: str, job) -> str:
+    if state == "stored":
+        return "Stored - open"
+    if state == "running":
+        return "Running - attach"
+    if state == "queued":
+        return f"Queued - {jobs.ahead(store, job.id)} ahead"
+    return "Prune"
+
+
+def cancel(job_id: int) -> None:
+    jobs.cancel(store, job_id)
+
+
+def retry(job_id: int) -> None:
+    try:
+        job, how = jobs.retry(store, job_id)
+    except PrunescopeError as exc:
+        st.session_state[ENDED] = str(exc)
         return
-    open_run(key)
+    if how == "stored":
+        follow(None)
+        open_run(jobs.get(store, job_id).key if job is None else job.key)
+    else:
+        follow(job.id)
 
 
-slot = st.sidebar.empty()  # the settings, or while a prune runs, what it runs
-if BUSY:
-    with slot.container():
-        locked_panel(PENDING_RUN[0])
-    run(PENDING_RUN[0], recompute=PENDING_RUN[1] == "again")
-settings = sidebar(slot.container())  # unlocked again after a prune, in the same run (its log stays shown)
-if REQUESTED and not BUSY:
-    st.session_state[PENDING] = (settings, REQUESTED)
-    st.rerun()
-stopped = st.session_state.get(INTERRUPTED)
-if stopped:
-    st.warning(f"The prune of **{stopped['label']}** was interrupted: leaving or changing the page while it "
-               "runs stops it, and nothing of it was stored. Press **Prune** to run it again.",
-               icon=":material/warning:")
+@st.fragment(run_every=1.0)
+def live_panel(job_id: int) -> None:
+    """The followed job's progress, redrawn every second from its events in the store; when it ends, the
+    whole page reruns (a done prune opens its run; a failed or cancelled one says why)."""
+    job = jobs.get(store, job_id)
+    if job is None or not job.active:
+        st.rerun()
+    with st.container(border=True):
+        st.markdown(f"**{job.label}** · job {job.id} · {job.state}")
+        job_progress.draw(job)
+        st.button("Cancel", key="prune_cancel", icon=":material/cancel:", on_click=cancel, args=(job.id,),
+                  help="stop this prune (for every tab attached to it); nothing of it is stored")
+
+
+def ended_panel(job) -> None:
+    """A followed job that failed (its reason) or was cancelled, with Retry and Dismiss."""
+    if job.state == "failed":
+        st.error(f"The prune of **{job.label}** failed: {job.error or 'no reason recorded'}")
+    else:
+        st.info(f"The prune of **{job.label}** was cancelled; nothing of it was stored.", icon=":material/cancel:")
+    problem = st.session_state.get(ENDED)
+    if isinstance(problem, str):
+        st.error(problem)
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.button("Retry", key="prune_retry", icon=":material/replay:", on_click=retry, args=(job.id,))
+    c2.button("Dismiss", key="prune_dismiss", on_click=follow, args=(None,))
+
+
+attach_from_url()
+slot = st.sidebar.container()
+settings = sidebar(slot)
+if REQUESTED:
+    submit(settings, recompute=REQUESTED == "again")
+job = followed_job()
+state, active = config_state(settings)
+label = button_label(state, active)
+with slot:
+    c1, c2 = st.columns(2)
+    c1.button(label, type="primary", width="stretch", key="prune_go", on_click=request, args=("go",),
+              help="prune with the settings above as a job (a stored run of them opens at once; a running or "
+                   "queued job of them is attached to, never started twice)")
+    c2.button("Recompute", width="stretch", key="prune_again", on_click=request, args=("again",),
+              help="prune again even if this run is stored")
+with TOP:
+    c1, c2 = st.columns([1, 3], vertical_alignment="center")
+    c1.button(label, type="primary", width="stretch", key="prune_go_top", on_click=request, args=("go",),
+              help="the same as the sidebar's Prune button")
+    c2.caption(f"Sidebar: **{describe(settings)}** · calibration {settings['calib_size']} × {settings['seq_len']} "
+               f"tokens, evaluation {settings['eval_size'] or 'the whole test split'}, seed {settings['seed']}"
+               if settings["task"] else "Choose a task in the sidebar.")
+if job is not None and job.active:
+    live_panel(job.id)
+elif job is not None:
+    ended_panel(job)
 key = st.session_state.get("run_key")
 res = load_run(key) if key else None
 if res:
@@ -208,6 +283,7 @@ if res:
         st.info(f"Shown below: the stored run of **{describe(res['config'])}**. The sidebar differs ({differ}): "
                 "press **Prune** to run what the sidebar says.", icon=":material/info:")
     show(res)
-else:
+elif job is None:
     st.info("Choose a method and a sparsity in the sidebar, then press **Prune**. "
-            "The default model is MiniLM-L6 fine-tuned on the chosen task; it runs on this machine's CPU.")
+            "The default model is MiniLM-L6 fine-tuned on the chosen task; the prune runs as a job on this "
+            "machine's CPU, and leaving or reloading the page does not stop it.")

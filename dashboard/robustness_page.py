@@ -1,24 +1,21 @@
 """Robustness page: attack dense and pruned models with TextAttack recipes over a methods x sparsity grid;
-stored attacks are read, missing ones computed (every example saved as it finishes), then compared and
-browsed example by example."""
+stored attacks are read, missing ones submitted as attack jobs (one per model; every example saved as it
+finishes) whose progress the page follows, then compared and browsed example by example."""
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
-from dashboard import charts
-from dashboard.common import (clear_attack_caches, demo_attacks_imported, error_text, get_store,
-                              load_attack_examples, load_attack_row, note_interrupted)
+from dashboard import charts, grid_jobs
+from dashboard.common import (clear_attack_caches, demo_attacks_imported, get_store, load_attack_examples,
+                              load_attack_row)
 from pruning_core import PrunescopeError
 from pruning_core.data import tasks as data
 from pruning_core.prune import methods
-from pruning_core.robustness import RECIPES, availability, run_attack
+from pruning_core.robustness import RECIPES, availability
 from pruning_core.sweeps.spec import ROBUSTNESS_SPARSITIES, SPARSITIES, attack_grid
 
 st.title("Robustness under attack")
-note_interrupted()
 store = get_store()
 demo_attacks_imported()
 
@@ -63,37 +60,6 @@ def sidebar():
                                   help="for pruning the attacked models (the shipped demo uses 64)")
     return (task, chosen, sparsities, recipe, why.get(recipe), int(n), int(budget) or None, int(seed),
             int(calib_size), int(seq_len), bool(visible))
-
-
-def compute(todo: list, recipe: str) -> list[str]:
-    """Attack every config of `todo` with progress (over attacks, and over the examples of each); returns
-    one line per attack."""
-    total, lines, t0 = len(todo), [], time.perf_counter()
-    models = f"{total} model{'s' * (total != 1)}"
-    with st.status(f"Attacking {models} with {recipe}...", expanded=True) as status:
-        st.caption("Each attacked example is saved as soon as it finishes: a stopped attack (closed tab, "
-                   "stopped server) resumes where it stopped.")
-        outer = st.progress(0.0, f"attack 1 of {total}")
-        inner = st.progress(0.0, "")
-        for i, cfg in enumerate(todo):
-            name = label(cfg.meta()["method"], cfg.run.sparsity)
-            outer.progress(i / total, f"attack {i + 1} of {total}: {name}")
-            inner.progress(0.0, "starting")
-            t = time.perf_counter()
-            out = run_attack(cfg, store,
-                             on_example=lambda d, n, rec: inner.progress(d / n, f"example {d} of {n}: {rec['result']}"),
-                             on_stage=lambda s: inner.progress(0.0, s))
-            s = out.summary
-            asr = s["attack_success_rate"]
-            lines.append(f"**{name}**: clean accuracy {s['clean_accuracy']:.3f}, accuracy under attack "
-                         f"{s['accuracy_under_attack']:.3f}, attack success rate "
-                         f"{'n/a' if asr is None else f'{asr:.1%}'} ({out.computed} examples attacked, "
-                         f"{out.reused} read back, {time.perf_counter() - t:.0f} s)")
-            st.write(lines[-1])
-        outer.progress(1.0, f"{total} of {total} attacks done")
-        headline = f"Attacked {models} with {recipe} in {time.perf_counter() - t0:.0f} s"
-        status.update(label=headline, state="complete", expanded=False)
-    return [headline] + lines
 
 
 def summary_rows(done: list) -> list[dict]:
@@ -179,24 +145,24 @@ resumed = f" ({partial} examples already saved by stopped attacks)" if partial e
 plural = "s" * (len(missing) != 1)
 st.caption(f"{len(configs)} attack{'s' * (len(configs) != 1)} in the grid: {len(configs) - len(missing)} "
            f"stored, {len(missing)} to compute{resumed}")
-report = st.session_state.pop("rob_report", None)
-if report:
-    with st.expander(report[0], expanded=False, icon=":material/check_circle:"):
-        for line in report[1:]:
-            st.markdown(line)
+specs = [{"config": c.to_dict()} for c in configs]
+keys = [c.key() for c in configs]  # = pruning_core.jobs.job_key of each spec
+
+
+def grid_now() -> grid_jobs.GridState:
+    return grid_jobs.grid_state(store, "attack", keys, store.attack_done)
+
+
+state = grid_now()
 if missing and st.button(f"Compute the {len(missing)} missing attack{plural}", type="primary", key="rob_run",
                          disabled=bool(why), icon=":material/shield:",
-                         help=f"about {len(missing) * n} attacked examples; each one is saved as it finishes, "
-                              "so a stopped attack resumes where it stopped"):
-    try:
-        st.session_state["rob_report"] = compute(missing, recipe)
-        clear_attack_caches()
-        st.rerun()
-    except PrunescopeError as exc:
-        st.error(str(exc))
-    except Exception as exc:  # never a traceback in a demo; the examples attacked so far are saved
-        st.error(error_text("The attack", exc) + " The examples attacked so far are saved.")
-    clear_attack_caches()
+                         help=f"about {len(missing) * n} attacked examples, one attack job per model: they run in "
+                              "the server's worker pool (the page stays usable, a reload finds them again); each "
+                              "example is saved as it finishes, so a stopped attack resumes where it stopped"):
+    counts = grid_jobs.submit_cells(store, "attack", [{"config": c.to_dict()} for c in missing])
+    st.toast(f"{counts['queued']} attack jobs queued, {counts['attached']} already running or queued")
+    state = grid_now()
+grid_jobs.follow(state, grid_now, what="attacks", on_change=clear_attack_caches)
 
 done = [c for c in configs if store.attack_done(c.key())]
 rows = summary_rows(done)

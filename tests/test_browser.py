@@ -18,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "artifacts" / "screenshots"
+DB = {}  # the server's results store
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("streamlit") is None
                                 and not (Path(sys.executable).parent / "streamlit").exists(),
@@ -33,7 +34,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     port = _free_port()
-    env = dict(os.environ, PRUNESCOPE_DB=str(tmp_path_factory.mktemp("db") / "runs.sqlite"))
+    env = dict(os.environ, PRUNESCOPE_DB=str(tmp_path_factory.mktemp("db") / "runs.sqlite"), PRUNESCOPE_JOB_WORKERS="1",
+               PRUNESCOPE_JOB_IDLE="10")
+    DB["path"] = env["PRUNESCOPE_DB"]
     streamlit = Path(sys.executable).parent / "streamlit"
     proc = subprocess.Popen([str(streamlit), "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -94,7 +97,7 @@ def test_prune_compare_learn_robustness_in_chromium(server):
             box = page.get_by_label(label)
             box.fill(value)
             box.press("Enter")
-        click(page, page.get_by_role("button", name="Prune", exact=True))
+        click(page, page.get_by_test_id("stSidebar").get_by_role("button", name="Prune", exact=True))
         page.get_by_text("Pruned accuracy").wait_for(timeout=240_000)
         page.locator(".js-plotly-plot .main-svg:visible").first.wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
@@ -109,7 +112,7 @@ def test_prune_compare_learn_robustness_in_chromium(server):
         page.get_by_text("Encoder FLOPs removed").wait_for(timeout=60_000)
         settle(page)
         assert page.get_by_role("combobox", name="Pattern").count() == 0
-        click(page, page.get_by_role("button", name="Prune", exact=True))
+        click(page, page.get_by_test_id("stSidebar").get_by_role("button", name="Prune", exact=True))
         page.get_by_text("FLOPs removed", exact=True).wait_for(timeout=240_000)
         page.locator(".js-plotly-plot .gtitle", has_text="Attention heads kept").wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
@@ -154,4 +157,77 @@ def test_prune_compare_learn_robustness_in_chromium(server):
         page.wait_for_timeout(1000)
         page.screenshot(path=str(SHOTS / "robustness.png"), full_page=True)
         assert page.get_by_test_id("stException").count() == 0
+        browser.close()
+
+
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"])
+
+
+def _set_number(page, label: str, value: str) -> None:
+    box = page.get_by_label(label)
+    box.fill(value)
+    box.press("Enter")
+    settle(page)
+
+
+def test_a_prune_survives_navigation_and_reload(server):
+    """Prune (a job in the server's worker pool), open Learn, come back: the live progress is still drawn
+    and the run completes and is stored. Then another config, reloaded mid-prune: the page re-attaches
+    through ?job=ID and completes."""
+    pw = pytest.importorskip("playwright.sync_api")
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.storage.store import Store
+
+    shots = Path(os.environ.get("PRUNESCOPE_SHOTS", str(SHOTS)))
+    shots.mkdir(parents=True, exist_ok=True)
+    with pw.sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.set_default_timeout(120_000)
+        page.goto(server)
+        page.get_by_text("Prune a model").wait_for(timeout=60_000)
+        settle(page)
+        _set_number(page, "Calibration examples", "48")  # sparsegpt 50%, 48 texts, 300 evaluated: ~20-40 s
+        _set_number(page, "Evaluation examples (0 = whole test split)", "300")
+        click(page, page.get_by_role("button", name="Prune", exact=True).first)  # the main area's button
+        page.get_by_text("Running: block").first.wait_for(timeout=180_000)  # blocks are being pruned
+        assert "job=" in page.url
+        page.screenshot(path=str(shots / "nav_1_running.png"), full_page=True)
+
+        page.get_by_test_id("stSidebarNav").get_by_text("Learn").click()
+        page.wait_for_url(lambda u: "learn" in u, timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "nav_2_learn.png"), full_page=True)
+        page.get_by_test_id("stSidebarNav").get_by_text("Prune").click()
+        page.get_by_text("Running: block").or_(page.get_by_text("Pruned accuracy")).first.wait_for(timeout=60_000)
+        page.screenshot(path=str(shots / "nav_3_back.png"), full_page=True)
+        page.get_by_text("Pruned accuracy").wait_for(timeout=300_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "nav_4_done.png"), full_page=True)
+        assert page.get_by_test_id("stException").count() == 0
+        store = Store(DB["path"])
+        first = ExperimentConfig.create(method="sparsegpt", sparsity=0.5, calib_size=48, seq_len=64, eval_size=300)
+        assert store.has(first.key())
+
+        slider = page.get_by_role("slider")  # another config: 55%
+        slider.focus()
+        slider.press("ArrowRight")
+        settle(page)
+        click(page, page.get_by_test_id("stSidebar").get_by_role("button", name="Prune", exact=True))
+        page.get_by_text("Running: block").first.wait_for(timeout=120_000)
+        page.wait_for_url(lambda u: "job=" in u, timeout=30_000)
+        page.reload()
+        page.get_by_text("Running: block").or_(page.get_by_text("Pruned accuracy")).first.wait_for(timeout=120_000)
+        page.screenshot(path=str(shots / "reload_1_reattached.png"), full_page=True)
+        page.get_by_text("Pruned accuracy").wait_for(timeout=300_000)
+        page.wait_for_timeout(1500)
+        metrics = page.get_by_test_id("stMetricValue").all_inner_texts()
+        assert abs(float(metrics[2]) - 0.55) < 0.005, metrics
+        page.screenshot(path=str(shots / "reload_2_done.png"), full_page=True)
+        assert page.get_by_test_id("stException").count() == 0
+        second = ExperimentConfig.create(method="sparsegpt", sparsity=0.55, calib_size=48, seq_len=64, eval_size=300)
+        assert store.has(second.key())
         browser.close()

@@ -1,6 +1,7 @@
 """The dashboard in Streamlit's AppTest, and its chart builders without Streamlit."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -8,7 +9,32 @@ import pytest
 
 from dashboard import charts
 
+os.environ.setdefault("PRUNESCOPE_JOB_WORKERS", "1")  # the prune jobs run in one worker process
+os.environ.setdefault("PRUNESCOPE_JOB_IDLE", "5")
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+def _finish(at, timeout: float = 600) -> list[str]:
+    """After Prune was pressed: wait for the followed prune job (it runs in the worker pool, not in the
+    script), rerunning the page while it runs, then once more (the page opens the run); the lines of the
+    job's live progress log (from its events in the store)."""
+    from dashboard.common import get_store
+    from dashboard.prune_actions import layer_line, step_line
+    from pruning_core import jobs
+    from pruning_core.prune.records import LayerRecord, StepRecord
+
+    job_id = at.session_state["prune_job"] if "prune_job" in at.session_state else None
+    if job_id is None:
+        return []
+    jobs.wait(get_store(), job_id, timeout=timeout)
+    at.run()
+    lines = []
+    for ev in jobs.events(get_store(), job_id):
+        if ev["type"] in ("step", "layer"):
+            rec = jobs.record_of(ev)
+            lines.append(step_line(rec) if isinstance(rec, StepRecord) else layer_line(rec)
+                         if isinstance(rec, LayerRecord) else "")
+    return lines
 
 LAYERS = [{"name": f"m{b}{k}", "block": b, "kind": k, "achieved_sparsity": 0.5, "local_error": 0.01 * (b + 1),
            "cumulative_error": 0.02 * (b + 1)} for b in range(3) for k in ("q", "k", "v", "attn_out", "ffn_in", "ffn_out")]
@@ -317,6 +343,7 @@ def pruned_app():
     at.number_input(key="eval").set_value(64)
     at.button(key="prune_go").click()
     at.run()
+    _finish(at)
     return at
 
 
@@ -349,6 +376,7 @@ def _prune_with(method: str, **widgets):
         _widget(at, key).set_value(value)
     at.button(key="prune_go").click()
     at.run()
+    at.live_lines = _finish(at)
     return at
 
 
@@ -526,10 +554,19 @@ def test_robustness_page_attacks_a_tiny_grid():
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
+    from dashboard.common import get_store
+    from pruning_core import jobs
+
+    attacks = [j for j in jobs.list_jobs(get_store()) if j.kind == "attack"][:2]
+    assert len(attacks) == 2  # one job per missing attack, the page does not attack in its script
+    assert any("of 2 attacks done" in p.proto.text for p in at.get("progress")) \
+        or all(get_store().attack_done(j.key) for j in attacks)
+    for job in attacks:
+        assert jobs.wait(get_store(), job.id, timeout=600).state == "done"
+    at.run()
+    assert not at.exception, at.exception
     assert any(c.value == "2 attacks in the grid: 2 stored, 0 to compute" for c in at.caption)
     assert "rob_run" not in [b.key for b in at.button]  # nothing left to compute
-    assert at.expander[0].label.startswith("Attacked 2 models with deepwordbug")
-    assert len(at.expander[0].markdown) == 2  # one line per attack
     frame = at.dataframe[0].value
     assert list(frame["method"]) == ["dense", "magnitude"] and list(frame["sparsity"]) == [0.0, 0.5]
     assert (frame["n"] == 4).all() and frame["clean_accuracy"].between(0, 1).all()
@@ -634,8 +671,8 @@ def test_prune_page_kwon_structured_views(kwon_app):
     cum = [s for t, s in specs.items() if t == "Cumulative error across depth"][-1]
     assert len(cum["data"][0]["y"]) == 7 and cum["data"][2]["name"] == "pruned: held-out"
     assert not any(t.startswith("Keep-mask of") for t in specs)  # no per-module mask viewer
-    lines = [m.value for m in at.markdown]
-    assert any(v.startswith("step 1 of 15: Fisher information of 8 examples") for v in lines)  # live progress
+    lines = at.live_lines  # the job's live progress log
+    assert any(v.startswith("step 1 of 15: Fisher information of 8 examples") for v in lines)
     assert any(v.startswith("step 15 of 15: layer 5 FFN: mask tuning · FLOPs kept") for v in lines)
     logs = [d for d in at.dataframe if "outcome" not in d.value.columns]  # not the table of flips
     assert len(logs) == 2  # the step log: the search, then one row per layer
@@ -741,6 +778,7 @@ def test_prune_page_pat_sidebar_and_live_loss():
     try:
         at.button(key="prune_go").click()
         at.run()
+        lines = _finish(at)
     finally:
         torch.set_num_threads(before)
     assert not at.exception, at.exception
@@ -751,9 +789,7 @@ def test_prune_page_pat_sidebar_and_live_loss():
     assert "Hidden channels kept: 288 of 384" in titles and "Training loss per logged step" in titles
     assert not any(t.startswith("Attention heads kept") for t in titles)  # pat keeps every head: no grid
     assert any(c.value.startswith("Every attention head and FFN neuron is kept") for c in at.caption)
-    live = [s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"] == "Training loss per step"]
-    assert live and len(_values(live[-1]["data"][0]["y"])) == 10  # one point per step as it trained
-    assert any(m.value.startswith("step 10 of 10: tuning") for m in at.markdown)
+    assert any(v.startswith("step 10 of 10: tuning") for v in lines)  # the job's live progress log
 
 
 def test_compare_page_structured_flops_chart():
@@ -864,15 +900,13 @@ def test_experiments_page_downloads_the_results_table_and_lists_failures(monkeyp
     assert row["error"] == "RuntimeError: out of tea" and row["method"] == "magnitude"
 
 
-def test_compare_page_runs_the_missing_configs_in_the_background():
-    """'Run in background' starts the grid's missing run as a detached sweep; the page follows it by id,
-    a fresh session (a reload) finds it in the store's sweeps, and the run ends up stored exactly once."""
-    import time
-
+def test_compare_page_runs_the_missing_configs_as_jobs():
+    """'Compute the missing runs' submits one prune job per missing run; the page shows the grid's progress
+    (from the store, so a fresh session - a reload - sees it too) and the run ends up stored exactly once."""
     from streamlit.testing.v1 import AppTest
 
     from dashboard.common import get_store
-    from pruning_core.sweeps import background as sweeps
+    from pruning_core import jobs
     from pruning_core.experiments.config import ExperimentConfig
 
     store = get_store()
@@ -887,37 +921,26 @@ def test_compare_page_runs_the_missing_configs_in_the_background():
     at.switch_page("compare_page.py")
     at.run()
     assert any(c.value == "1 runs in the grid: 0 stored, 1 to compute" for c in at.caption)
-    at.button(key="cmp_bg").click()
+    at.button(key="cmp_run").click()
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    sweep_id = at.session_state["cmp_sweep"]
-    assert sweep_id and sweeps.status(store, sweep_id)["total"] == 1
-    assert at.button(key="cmp_bg").disabled  # one sweep at a time
-    assert at.button(key="cmp_cancel")
-
-    reloaded = AppTest.from_file(APP, default_timeout=120)  # a new browser session
-    reloaded.run()
-    for k, v in tiny.items():
-        reloaded.session_state[k] = v
-    reloaded.switch_page("compare_page.py")
-    reloaded.run()
-    assert not reloaded.exception, reloaded.exception
-    assert reloaded.session_state["cmp_sweep"] == sweep_id  # found again: it still runs
-    assert any(o.startswith(sweep_id) for o in reloaded.selectbox(key="cmp_sweep_pick").options)  # listed
-
-    deadline = time.time() + 120
-    while sweeps.status(store, sweep_id)["alive"] and time.time() < deadline:
-        time.sleep(0.5)
-    st = sweeps.status(store, sweep_id)
-    log = Path(st["log"]).read_text() if st.get("log") else ""
-    assert st["state"] == "finished" and (st["done"], st["failed"]) == (1, 0), log
-    runs = store.runs()
-    assert (runs["key"] == cfg.key()).sum() == 1
+    [job] = [j for j in jobs.list_jobs(store) if j.kind == "prune" and j.key == cfg.key()]
+    if job.active or jobs.get(store, job.id).active:
+        reloaded = AppTest.from_file(APP, default_timeout=120)  # a new browser session
+        reloaded.run()
+        for k, v in tiny.items():
+            reloaded.session_state[k] = v
+        reloaded.switch_page("compare_page.py")
+        reloaded.run()
+        assert not reloaded.exception, reloaded.exception
+        bars = [p.proto.text for p in reloaded.get("progress")]
+        assert any("of 1 runs done" in b for b in bars) or store.has(cfg.key()), bars
+    assert jobs.wait(store, job.id, timeout=120).state == "done"
+    assert (store.runs()["key"] == cfg.key()).sum() == 1
     at.run()
     assert not at.exception, at.exception
     assert any(c.value == "1 runs in the grid: 1 stored, 0 to compute" for c in at.caption)
-    assert "cmp_bg" not in [b.key for b in at.button] and "cmp_cancel" not in [b.key for b in at.button]
-    assert any(s.value.startswith(f"Sweep {sweep_id} finished: 1 computed") for s in at.success)
+    assert "cmp_run" not in [b.key for b in at.button]
     acc = next(s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"] == "Accuracy vs sparsity")
     assert acc["data"][0]["y"] == pytest.approx([store.load(cfg.key())["accuracy"]])

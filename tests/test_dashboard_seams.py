@@ -1,13 +1,15 @@
 """The dashboard's seams in Streamlit's AppTest: the Prune settings survive navigation and follow "Open in
-Prune views"; a prune locks the sidebar, and one stopped by leaving the page is reported, never restarted and
-never half-stored; the page reads local paths only under the allowed folders and never echoes a file; an
+Prune views"; a prune is a job that leaving the page does not stop; the page reads local paths only under the allowed folders and never echoes a file; an
 uploaded CSV is used as the task."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("PRUNESCOPE_JOB_WORKERS", "1")  # the prune jobs run in one worker process
+os.environ.setdefault("PRUNESCOPE_JOB_IDLE", "5")
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 TINY = {"calib": 4, "seq_len": 16, "eval": 8}  # the sizes of every real prune here (about 2 s each)
 SECRET = "TOP-SECRET-7f3a: the lecturer's exam answers"
@@ -36,6 +38,18 @@ def _set(at, **values):
     only once the method is chosen)."""
     for key, value in values.items():
         _widget(at, key).set_value(value)
+        at.run()
+        assert not at.exception, at.exception
+
+
+def _finish(at) -> None:
+    """Wait for the prune job the page follows (it runs in the worker pool), then rerun: the page opens it."""
+    from dashboard.common import get_store
+    from pruning_core import jobs
+
+    if "prune_job" in at.session_state:
+        job = jobs.wait(get_store(), at.session_state["prune_job"], timeout=300)
+        assert job.state == "done", job.error
         at.run()
         assert not at.exception, at.exception
 
@@ -69,69 +83,41 @@ def test_navigation_keeps_the_prune_settings():
     assert at.number_input(key="akrp_lambda0").value == pytest.approx(1e-3)
 
 
-def test_a_prune_locks_the_sidebar_and_a_stopped_one_is_reported_not_restarted(monkeypatch):
-    """A prune runs exactly the sidebar's config with the sidebar locked; Streamlit stops a running script
-    when the page is left or changed (simulated with st.stop() inside the prune): nothing is stored, the next
-    page says so, and nothing runs again until Prune is pressed."""
-    import streamlit as st
-
+def test_a_prune_is_a_job_that_survives_leaving_the_page():
+    """Prune submits exactly the sidebar's config as a job (a widget changed together with the click counts);
+    leaving the page for Learn and coming back shows the same job, and its run opens once it is stored;
+    nothing runs twice."""
     from dashboard.common import get_store
-    from pruning_core.experiments import experiment
+    from pruning_core import jobs
 
-    calls = []
-    real = experiment.run_experiment
-
-    def stopped(cfg, on_record=None, on_stage=None):
-        calls.append(cfg)
-        on_stage("Pruning")
-        st.stop()  # what a navigation or a click does to a running script
-
-    monkeypatch.setattr(experiment, "run_experiment", stopped)
     at = _app()
     _set(at, method="wanda", seed=5, **TINY)
     at.slider(key="sparsity").set_value(0.7)  # changed together with the click (one message): it counts
     at.button(key="prune_go").click()
     at.run()
     assert not at.exception, at.exception
-    assert len(calls) == 1
-    cfg = calls[0]
-    assert (cfg.model, cfg.task, cfg.method, cfg.pattern, cfg.sparsity) == ("default", "rotten_tomatoes", "wanda",
-                                                                          "unstructured", pytest.approx(0.7))
-    assert (cfg.calib_size, cfg.seq_len, cfg.eval_size, cfg.seed) == (4, 16, 8, 5)
-    # while it runs, the sidebar is locked: it says what runs, its one button is disabled, nothing else to
-    # click or change (a second click cannot restart it)
-    assert at.button(key="prune_busy").disabled
-    assert [b.key for b in at.sidebar.button] == ["prune_busy"]
-    for key in ("prune_go", "prune_again", "method", "sparsity", "model", "task", "calib", "seed"):
-        with pytest.raises(KeyError):
-            _widget(at, key) if key not in ("prune_go", "prune_again") else at.button(key=key)
-    assert any("wanda · unstructured · 70% on rotten_tomatoes (default)" in m.value for m in at.sidebar.markdown)
     store = get_store()
-    assert not store.has(cfg.key())
-
-    at.switch_page("experiments_page.py")  # the next run, on another page
+    job = jobs.get(store, at.session_state["prune_job"])
+    cfg = job.spec["config"]
+    assert (cfg["model"], cfg["task"], cfg["method"], cfg["pattern"], cfg["sparsity"]) == (
+        "default", "rotten_tomatoes", "wanda", "unstructured", pytest.approx(0.7))
+    assert (cfg["calib_size"], cfg["seq_len"], cfg["eval_size"], cfg["seed"]) == (4, 16, 8, 5)
+    assert not at.button(key="prune_go").disabled  # never locked: a second click attaches, never restarts
+    at.switch_page("learn_page.py")
     at.run()
     assert not at.exception, at.exception
-    assert any("interrupted" in t.value and "wanda" in t.value for t in at.toast)
-    failures = store.failures()
-    assert cfg.key() in set(failures["key"])
-    assert "interrupted" in failures.set_index("key").loc[cfg.key(), "error"]
     at.switch_page("prune_page.py")
     at.run()
     assert not at.exception, at.exception
-    assert len(calls) == 1 and not store.has(cfg.key())  # not restarted by coming back
-    assert any("interrupted" in w.value and "wanda · unstructured · 70%" in w.value for w in at.warning)
-    assert not at.button(key="prune_go").disabled and at.selectbox(key="method").value == "wanda"
-
-    monkeypatch.setattr(experiment, "run_experiment", real)
-    at.button(key="prune_go").click()  # pressed again: this time it finishes
+    assert at.session_state.get("prune_job") == job.id or store.has(job.key)
+    at.button(key="prune_go").click()  # pressed again while it runs: attached, not a second job
+    at.run()
+    assert len([j for j in jobs.list_jobs(store) if j.key == job.key and j.kind == "prune"]) == 1
+    assert jobs.wait(store, job.id, timeout=120).state == "done"
     at.run()
     assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    assert store.has(cfg.key()) and cfg.key() not in set(store.failures()["key"])
-    assert at.session_state["run_key"] == cfg.key()
-    assert not at.warning and not at.info  # no interruption note; the run shown is the sidebar's
-    assert not at.button(key="prune_go").disabled
+    assert at.session_state["run_key"] == job.key and store.has(job.key)
+    assert not at.warning and not at.info  # the run shown is the sidebar's
     values = {m.label: m.value for m in at.metric}
     assert abs(float(values["Achieved sparsity"]) - 0.7) < 0.01
 
@@ -253,6 +239,7 @@ def test_an_uploaded_csv_is_the_task():
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
+    _finish(at)
     run = get_store().load(at.session_state["run_key"])
     assert run["config"]["task"] == str(saved[0]) and run["config"]["method"] == "magnitude"
     assert not any("differs" in i.value for i in at.info)
