@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, grid_jobs
-from dashboard.common import (demo_attacks_imported, demo_imported, get_store, load_attack_row, load_mask,
-                              load_run)
+from dashboard.common import (SHARED_SETTINGS, SHARED_WHY, demo_attacks_imported, demo_imported, get_store,
+                              load_attack_row, load_mask, load_run)
 from pruning_core import PrunescopeError
 from pruning_core.data import tasks as data
 from pruning_core.prune import methods
@@ -46,10 +46,11 @@ with st.sidebar:
     sparsities = st.multiselect("Sparsities", SPARSITIES, default=list(SPARSITIES), key="cmp_sparsities",
                                 help="structured methods read it as their budget: the fraction of encoder FLOPs "
                                      "removed (kprune, kwon) or of hidden channels removed (pat)")
-    calib_size = st.number_input("Calibration examples", 1, 4096, 128, key="cmp_calib")
-    seq_len = st.number_input("Calibration sequence length", 8, 512, 64, key="cmp_seq")
-    eval_n = st.number_input("Evaluation examples", 0, 100_000, 0, key="cmp_eval",
+    calib_size = st.number_input("Calibration examples", 1, 4096, SHARED_SETTINGS["calib"], key="cmp_calib")
+    seq_len = st.number_input("Calibration sequence length", 8, 512, SHARED_SETTINGS["seq_len"], key="cmp_seq")
+    eval_n = st.number_input("Evaluation examples", 0, 100_000, SHARED_SETTINGS["eval"], key="cmp_eval",
                              help="a seeded subset of the test split; 0 = all of it (as the shipped demo runs)")
+    st.caption(SHARED_WHY)
     eval_size = int(eval_n) or None
     recompute = st.button("Recompute all", key="cmp_recompute",
                           help="prune every run of the grid again, even the stored ones")

@@ -34,3 +34,22 @@ def test_prune_repeats_median_interval_and_environment(tmp_path, capsys, monkeyp
     assert len(row) == 1 and abs(row["created"][0] - run["environment"]["started"]) < 1e-6
     assert main(argv + ["--repeats", "2"]) == 0
     assert "stored run" in capsys.readouterr().err
+
+
+def test_prune_and_compare_share_the_demo_settings():
+    """Prune's default run is a point of Compare's default curves: both pages start from one set of settings,
+    the shipped demo's, so the key of Prune's default config is a shipped demo run."""
+    from dashboard.common import PRUNE_DEFAULTS, SHARED_SETTINGS
+    from dashboard.prune_actions import make_config
+    from pruning_core.storage.demo import demo_keys
+
+    from pruning_core.storage.demo import DEMO_DIR
+
+    rows = [json.loads(line) for p in sorted(DEMO_DIR.glob("sweep_*.jsonl")) for line in p.read_text().splitlines()]
+    assert {(r["config"]["calib_size"], r["config"]["seq_len"], r["config"]["eval_size"] or 0) for r in rows} == \
+        {(SHARED_SETTINGS["calib"], SHARED_SETTINGS["seq_len"], SHARED_SETTINGS["eval"])}
+    d = PRUNE_DEFAULTS
+    cfg = make_config({"model": d["model"], "task": d["task"], "method": d["method"], "pattern": d["pattern"],
+                       "sparsity": d["sparsity"], "calib_size": d["calib"], "seq_len": d["seq_len"],
+                       "seed": d["seed"], "eval_size": d["eval"] or None, "options": {}})
+    assert cfg.key() in demo_keys()
