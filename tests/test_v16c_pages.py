@@ -1,0 +1,72 @@
+"""Issue 16 items 7 and 8 on the pages: the Experiments table (user's runs first, demo marker, the run's own
+time, its environment; the results download = what the table shows, ISO times), and Compare's two points."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from v16_runs import tiny_pair
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+@pytest.fixture(scope="module")
+def pair():
+    from dashboard.common import demo_imported, get_store
+
+    store = get_store()
+    demo_imported()
+    return (store, *tiny_pair(store))
+
+
+def _downloads(monkeypatch) -> dict[str, bytes]:
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    seen, original = {}, MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        seen[filename] = path_or_data.encode() if isinstance(path_or_data, str) else bytes(path_or_data)
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return seen
+
+
+def test_experiments_lists_own_runs_first_with_time_environment_and_demo_marker(pair, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from pruning_core.storage.demo import demo_keys
+
+    store, a, b = pair
+    files = _downloads(monkeypatch)
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("experiments_page.py")
+    at.run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["demo"]) == sorted(table["demo"])  # every own run above every demo run
+    assert set(table[table["demo"]]["key"]) <= demo_keys() and not set(table[~table["demo"]]["key"]) & demo_keys()
+    for key in (a, b):
+        row = table[table["key"] == key].iloc[0]
+        env = store.load(key)["environment"]
+        assert not row["demo"] and row["threads"] == env["threads"] and row["cpu"] == env["cpu"]
+        assert row["load_per_core"] == pytest.approx(env["load_per_core"])
+        assert row["created"] == dt.datetime.fromtimestamp(env["started"]).isoformat(sep=" ", timespec="seconds")
+    assert table[table["demo"]]["created"].isna().all()  # no import time passed off as the run's time
+    csv = pd.read_csv(io.BytesIO(files["prunescope_results.csv"]))
+    assert list(csv["key"]) == list(table["key"])
+    own = csv[~csv["demo"]]
+    assert all(dt.datetime.fromisoformat(t) for t in own["created"])  # ISO text, not epoch seconds
+    # a filter narrows the download to what the table shows
+    at.selectbox(key="f_task").set_value("bbc_news")
+    at.run()
+    shown = at.dataframe[0].value
+    csv = pd.read_csv(io.BytesIO(files["prunescope_results.csv"]))
+    assert len(csv) == len(shown) > 0 and set(csv["task"]) == {"bbc_news"}
+    assert list(csv["key"]) == list(shown["key"])
