@@ -70,3 +70,34 @@ def test_experiments_lists_own_runs_first_with_time_environment_and_demo_marker(
     csv = pd.read_csv(io.BytesIO(files["prunescope_results.csv"]))
     assert len(csv) == len(shown) > 0 and set(csv["task"]) == {"bbc_news"}
     assert list(csv["key"]) == list(shown["key"])
+
+
+def _layer(block: int, kind: str, local: float) -> dict:
+    return {"block": block, "kind": kind, "name": f"encoder.layer.{block}.{kind}", "achieved_sparsity": 0.5,
+            "local_error": local, "cumulative_error": local, "shape": [384, 384], "seconds": 0.1}
+
+
+def test_figures_read_well_in_a_half_column():
+    """Titles wrap (never cut off), tooltips carry their explanation inside the box, tiny values tick as 1e-15
+    (never the SI '1f'), and a chart with one point is ranged around it (not -0.5 to 1.5)."""
+    from dashboard import charts
+    from dashboard.charts.common import HOVER_WIDTH, TITLE_WIDTH
+
+    heat = charts.mask_heatmap(__import__("numpy").ones((8, 8)), title="Keep-mask of encoder.layer.3.attention.self.query")
+    lines = heat.layout.title.text.split("<br>")
+    assert len(lines) > 1 and all(len(line) <= TITLE_WIDTH for line in lines)
+    assert heat.layout.margin.t >= 30 + 22 * len(lines)
+    bars = charts.local_error_bars([_layer(0, "q", 1e-15), _layer(1, "q", 3e-15)])
+    assert bars.layout.yaxis.exponentformat == "e" and bars.layout.hoverlabel.align == "left"
+    for t in bars.data:
+        body = t.hovertemplate
+        assert body.endswith("<extra></extra>") and "||WX - W'X||²" in body  # the formula inside the box
+        assert all(len(part) <= HOVER_WIDTH for part in body.split("<span style='font-size:11px'>")[1].split("<br>")
+                   if "</span>" not in part)
+    run = {"config": {"method": "wanda", "pattern": "unstructured", "sparsity": 0.5, "task": "t", "model": "m",
+                      "options": {}, "calib_size": 8, "seq_len": 16, "seed": 0},
+           "achieved_sparsity": 0.5, "accuracy": 0.8, "dense_accuracy": 0.84, "eval_examples": 40,
+           "blocks": [{"block": 0, "cumulative_error": 0.1}], "layers": [_layer(0, "q", 0.1)]}
+    one = charts.sweep_curves([run], "accuracy", "Accuracy vs sparsity", "clean accuracy")
+    lo, hi = one.layout.xaxis.range
+    assert lo < 0.5 < hi and hi - lo <= 0.2 and lo >= 0
