@@ -101,3 +101,38 @@ def test_figures_read_well_in_a_half_column():
     one = charts.sweep_curves([run], "accuracy", "Accuracy vs sparsity", "clean accuracy")
     lo, hi = one.layout.xaxis.range
     assert lo < 0.5 < hi and hi - lo <= 0.2 and lo >= 0
+
+
+def test_card_deltas_that_round_to_zero_have_no_arrow_and_errors_are_explained():
+    from dashboard.card_notes import ERRORS_NOTE, delta
+
+    assert delta(0.0002) is None and delta(-0.0004) is None and delta(0.0, "+.1%") is None
+    assert delta(-0.02) == "-0.020" and delta(0.05, "+.3g", " vs calibration") == "+0.05 vs calibration"
+    assert "exceed 1" in ERRORS_NOTE and "Local error" in ERRORS_NOTE and "Cumulative error" in ERRORS_NOTE
+
+
+def test_compare_two_clicked_points_open_run_vs_run():
+    """Two points picked on Compare's accuracy chart -> 'Compare these two' -> Run vs run with those runs."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.common import demo_imported, get_store
+
+    store = get_store()
+    demo_imported()
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("compare_page.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert not [b for b in at.button if b.key == "c_compare_two"]  # nothing picked: no button
+    at.session_state["c_acc"] = {"selection": {"points": [{"curve_number": 0, "point_index": 0},
+                                                          {"curve_number": 0, "point_index": 1}]}}
+    at.run()
+    assert not at.exception, at.exception
+    at.button(key="c_compare_two").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Run against run"
+    a, b = store.load(at.selectbox(key="diff_a").value), store.load(at.selectbox(key="diff_b").value)
+    assert a["config"]["method"] == b["config"]["method"] == "magnitude"  # the first curve, sorted by label
+    assert (a["config"]["sparsity"], b["config"]["sparsity"]) == (0.1, 0.2)  # its first two points

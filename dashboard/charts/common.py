@@ -123,6 +123,8 @@ def tidy(fig: go.Figure) -> go.Figure:
     fig.update_xaxes(exponentformat="e")
     fig.update_yaxes(exponentformat="e")
     for axis, anchor in (("x", "xaxis"), ("y", "yaxis")):
+        if axis == "y" and fig.layout.shapes:  # a reference line (dense accuracy) must stay in view
+            continue
         values = [v for t in fig.data if getattr(t, f"{axis}axis", None) in (None, axis)
                   and t.type in ("scatter", "scattergl") and getattr(t, axis) is not None for v in getattr(t, axis)]
         span = _single_value_range(values)
