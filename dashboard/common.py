@@ -124,10 +124,16 @@ LIMITS = {"sparsity": (0.0, 0.95), "budget": (0.0, 0.9), "calib": (1, 4096), "se
           "eval": (0, 100_000), "seed": (0, 2**31 - 1)}
 
 
+# the calibration and evaluation both the Prune and the Compare page start from: the settings of the shipped demo
+# sweeps (assets/demo/sweep_*.jsonl), so a run made with Prune's defaults is a point of Compare's default curves
+SHARED_SETTINGS = {"calib": 128, "seq_len": 64, "eval": 0}  # eval 0 = the whole test split
+SHARED_WHY = ("Defaults: calibration 128 × 64 tokens, the whole test split: the shipped demo's settings, shared "
+              "by Prune and Compare, so runs made here appear on the other page's curves.")
+
 # the sidebar's own settings; a method's knobs (dashboard.method_form) start at its options' defaults
 PRUNE_DEFAULTS = {"model": "default", "task_source": "name", "task": "rotten_tomatoes", "task_path": "",
-                  "method": "sparsegpt", "pattern": "unstructured", "sparsity": 0.5, "budget": 0.4, "calib": 64,
-                  "seq_len": 64, "eval": 500, "seed": 0}
+                  "method": "sparsegpt", "pattern": "unstructured", "sparsity": 0.5, "budget": 0.4,
+                  **SHARED_SETTINGS, "seed": 0}
 
 
 def _option_keys() -> dict[str, dict[str, str]]:

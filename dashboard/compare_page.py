@@ -6,8 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, grid_jobs
-from dashboard.common import (demo_attacks_imported, demo_imported, get_store, load_attack_row, load_mask,
-                              load_run)
+from dashboard.diff_link import keys_from_points, open_pair
+from dashboard.common import (SHARED_SETTINGS, SHARED_WHY, demo_attacks_imported, demo_imported, get_store,
+                              load_attack_row, load_mask, load_run)
 from pruning_core import PrunescopeError
 from pruning_core.data import tasks as data
 from pruning_core.prune import methods
@@ -46,10 +47,11 @@ with st.sidebar:
     sparsities = st.multiselect("Sparsities", SPARSITIES, default=list(SPARSITIES), key="cmp_sparsities",
                                 help="structured methods read it as their budget: the fraction of encoder FLOPs "
                                      "removed (kprune, kwon) or of hidden channels removed (pat)")
-    calib_size = st.number_input("Calibration examples", 1, 4096, 128, key="cmp_calib")
-    seq_len = st.number_input("Calibration sequence length", 8, 512, 64, key="cmp_seq")
-    eval_n = st.number_input("Evaluation examples", 0, 100_000, 0, key="cmp_eval",
+    calib_size = st.number_input("Calibration examples", 1, 4096, SHARED_SETTINGS["calib"], key="cmp_calib")
+    seq_len = st.number_input("Calibration sequence length", 8, 512, SHARED_SETTINGS["seq_len"], key="cmp_seq")
+    eval_n = st.number_input("Evaluation examples", 0, 100_000, SHARED_SETTINGS["eval"], key="cmp_eval",
                              help="a seeded subset of the test split; 0 = all of it (as the shipped demo runs)")
+    st.caption(SHARED_WHY)
     eval_size = int(eval_n) or None
     recompute = st.button("Recompute all", key="cmp_recompute",
                           help="prune every run of the grid again, even the stored ones")
@@ -159,7 +161,16 @@ if not results and not structured_runs:
     st.info("Nothing stored for this grid yet: compute the missing runs above.")
 elif results:
     a, b = st.columns(2)
-    a.plotly_chart(charts.sweep_curves(results, "accuracy", "Accuracy vs sparsity", "clean accuracy"), key="c_acc")
+    ev = a.plotly_chart(charts.sweep_curves(results, "accuracy", "Accuracy vs sparsity", "clean accuracy"),
+                        key="c_acc", on_select="rerun", selection_mode="points")
+    picked = keys_from_points(ev, list(charts._by_label(results).values()))
+    if len(picked) == 2 and a.button("Compare these two", key="c_compare_two", icon=":material/compare_arrows:",
+                                     help="open the two picked runs on the Run vs run page"):
+        open_pair(*picked)
+    elif picked:
+        a.caption(f"{len(picked)} point(s) selected: shift-click a second one to compare two runs")
+    else:
+        a.caption("Click a point, then shift-click another, to compare the two runs side by side.")
     b.plotly_chart(charts.sweep_curves(results, "final_cumulative_error", "Cumulative error at the last block",
                                        "cumulative error"), key="c_cum")
     a.plotly_chart(charts.sweep_curves(results, "mean_local_error", "Mean local reconstruction error",

@@ -12,8 +12,10 @@ from dashboard import charts
 from dashboard.common import demo_imported, get_store, load_mask, load_run, open_run
 from dashboard.diff_link import compare_two_button
 from dashboard.run_actions import export_section
+from dashboard.run_table import results_download, runs_view
 from pruning_core import PrunescopeError
 from pruning_core.storage import results
+
 
 
 def flops_removed(keys, patterns) -> list[float | None]:
@@ -45,7 +47,12 @@ view = runs
 for col, val in (("model", model), ("task", task), ("method", method)):
     if val != "all":
         view = view[view[col] == val]
-view = view.assign(created=[dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") for t in view["created"]])
+try:
+    flat = results.runs_table(store)
+except PrunescopeError as exc:
+    st.error(str(exc))
+    flat = None
+view = runs_view(view, flat)
 view.insert(view.columns.get_loc("achieved_sparsity") + 1, "flops_reduction",
             flops_removed(view["key"], view["pattern"]))
 st.dataframe(view, hide_index=True, width="stretch", key="runs_table", on_select="rerun", selection_mode="multi-row",
@@ -59,7 +66,18 @@ st.dataframe(view, hide_index=True, width="stretch", key="runs_table", on_select
                             "flops_reduction": st.column_config.NumberColumn(
                                 "flops_reduction", format="%.3f",
                                 help="structured runs: encoder FLOPs removed (achieved); zeros of unstructured "
-                                     "runs remove none on dense kernels")})
+                                     "runs remove none on dense kernels"),
+                            "demo": st.column_config.CheckboxColumn(
+                                "demo", help="a shipped demo run (assets/demo), imported so Compare shows full curves; "
+                                             "listed after your own runs"),
+                            "created": st.column_config.TextColumn(
+                                "created", help="when the run was made (empty for the shipped demo runs)"),
+                            "cpu": st.column_config.TextColumn("cpu", help="the processor the run was made on"),
+                            "threads": st.column_config.NumberColumn("threads", help="torch threads while pruning"),
+                            "load_per_core": st.column_config.NumberColumn(
+                                "load_per_core", format="%.2f",
+                                help="the machine's 1-minute load per core when the run started: a prune time "
+                                     "measured on a busy machine reads slower")})
 compare_two_button(view, st.session_state["runs_table"]["selection"]["rows"])  # two ticked rows -> Run vs run
 st.download_button("Download table (CSV)", view.to_csv(index=False), "prunescope_runs.csv", "text/csv",
                    key="dl_csv", help="the table above, as shown (filters applied)")
@@ -76,14 +94,11 @@ def parquet_bytes(df) -> bytes | None:
 
 
 st.markdown("##### Results table")
-try:
-    flat = results.runs_table(store)
-except PrunescopeError as exc:
-    st.error(str(exc))
-    flat = None
 if flat is not None:
-    st.caption(f"{len(flat)} runs, {len(flat.columns)} columns: each run's config, headline measures and cost, and "
-               "the measures of every finished attack on it (the table the results command writes).")
+    flat = results_download(flat, view)
+    st.caption(f"{len(flat)} runs (the table above, filters applied), {len(flat.columns)} columns: each run's "
+               "config, headline measures, cost and environment, and the measures of every finished attack on it "
+               "(the table the results command writes).")
     d1, d2 = st.columns(2)
     d1.download_button("Results (CSV)", results.write_table(flat, None, "csv"), "prunescope_results.csv", "text/csv",
                        key="dl_results_csv", icon=":material/download:", width="stretch")

@@ -15,7 +15,7 @@ st.title("Prune a model")  # painted before the heavy imports below (torch, tran
 TOP = st.container()  # the Prune button and the state of the sidebar's config, drawn once it is known
 
 from dashboard import job_progress  # noqa: E402
-from dashboard.common import (TASK_SOURCES, UPLOAD, error_text, get_store, kept, load_mask, load_run,  # noqa: E402
+from dashboard.common import (SHARED_WHY, TASK_SOURCES, UPLOAD, error_text, get_store, kept, load_mask, load_run,  # noqa: E402
                               open_run, remember_settings, remembered_options, session_id, set_sidebar)
 from dashboard.method_form import method_form  # noqa: E402
 from dashboard.prune_actions import (UPLOAD_LIMIT_MB, budget_label, describe, differences,  # noqa: E402
@@ -94,6 +94,7 @@ def sidebar(where) -> dict:
         calib_size = st.number_input("Calibration examples", 1, 4096, key=kept("calib"))
         seq_len = st.number_input("Calibration sequence length", 8, 512, key=kept("seq_len"))
         eval_size = st.number_input("Evaluation examples (0 = whole test split)", 0, 100000, key=kept("eval"))
+        st.caption(SHARED_WHY)
         seed = st.number_input("Seed", 0, 2**31 - 1, key=kept("seed"))
         options = method_form(method, values=remembered_options(method))
     remember_settings()

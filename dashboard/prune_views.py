@@ -49,10 +49,10 @@ def structured_cards(res: dict) -> None:
     top = st.columns(6)
     top[0].metric("Dense accuracy", f"{res['dense_accuracy']:.3f}",
                   help=f"clean accuracy of the unpruned model on {res['eval_examples']} test examples")
-    top[1].metric("Pruned accuracy", f"{res['accuracy']:.3f}", f"{res['accuracy'] - res['dense_accuracy']:+.3f}",
+    top[1].metric("Pruned accuracy", f"{res['accuracy']:.3f}", card_notes.delta(res['accuracy'] - res['dense_accuracy']),
                   help="clean accuracy of the smaller model on the same examples")
     on_flops = "FLOPs" in (s.get("budget_meaning") or "")
-    top[2].metric("FLOPs removed", f"{flops:.3f}", f"{flops - c['sparsity']:+.3f} vs budget" if on_flops else None,
+    top[2].metric("FLOPs removed", f"{flops:.3f}", card_notes.delta(flops - c['sparsity'], "+.3f", " vs budget") if on_flops else None,
                   delta_color="off",
                   help=f"achieved: 1 - {s['flops']:.3g} / {s['flops_dense']:.3g} encoder FLOPs per sequence of "
                        f"{s['seq_len']:.1f} tokens (the calibration texts' average length); budget: {c['sparsity']:g}"
@@ -62,7 +62,7 @@ def structured_cards(res: dict) -> None:
     top[4].metric("Peak memory", f"{total:.0f} MB" if total else "n/a",
                   help=f"process memory at the peak of pruning; it grew by {res['peak_memory_mb']:.0f} MB")
     if held is not None and calib is not None:
-        top[5].metric("Held-out error", f"{held:.3g}", f"{held - calib:+.3g} vs calibration", delta_color="inverse",
+        top[5].metric("Held-out error", f"{held:.3g}", card_notes.delta(held - calib, "+.3g", " vs calibration"), delta_color="inverse",
                       help=f"cumulative error at the last block on {res.get('calib_examples', 'as many')} held-out "
                            f"validation texts (calibration: {calib:.3g}); never used to choose units or fit weights")
     heads = sum(map(sum, s["heads"]))
@@ -70,7 +70,7 @@ def structured_cards(res: dict) -> None:
     width = charts.intermediate_size(s)
     second = st.columns(4)  # the totals in the labels: the values stay short enough to show whole
     second[0].metric(f"Encoder parameters: {_millions(s['params_dense'])} →", _millions(s["params"]),
-                     f"{s['params'] / s['params_dense'] - 1:+.1%}", delta_color="inverse",
+                     card_notes.delta(s['params'] / s['params_dense'] - 1, "+.1%"), delta_color="inverse",
                      help="weights and biases of the encoder's linear layers, dense → pruned (embeddings and "
                           "classifier not counted); the units are removed, not zeroed")
     second[1].metric(f"Heads kept (of {n_heads})", f"{heads}", help="attention heads left in the encoder")
@@ -100,13 +100,17 @@ def show_structured(res: dict) -> None:
             st.info("This run was stored without masks: press Recompute in the sidebar to see which neurons it kept.")
         else:
             st.plotly_chart(charts.neuron_map(neurons), key="neurons")
-    else:
+    elif s["hidden_kept"] < s["hidden_size"]:
         st.caption(f"Every attention head and FFN neuron is kept: {c['method']} narrows the hidden width (the "
                    f"residual stream) from {s['hidden_size']} to {s['hidden_kept']} channels in every layer at once, "
                    "so every matrix of the encoder gets smaller.")
+    else:
+        st.caption(f"Nothing was removed at this budget: every attention head, FFN neuron and all "
+                   f"{s['hidden_size']} hidden channels are kept, so this model is the dense one.")
     diagram_view.show(res)
     a, b = st.columns(2)
     a.plotly_chart(charts.cumulative_error_line(res["blocks"]), key="cum")
+    a.caption(card_notes.ERRORS_NOTE)
     loss = [e for e in s.get("log") or [] if "step" in e and "loss" in e]
     if loss:
         b.plotly_chart(charts.training_loss_line(loss, "Training loss per logged step"), key="train_loss")
@@ -135,7 +139,7 @@ def show_unstructured(res: dict) -> None:
     cols = st.columns(6 if held is not None else 5)
     cols[0].metric("Dense accuracy", f"{res['dense_accuracy']:.3f}",
                    help=f"clean accuracy of the unpruned model on {res['eval_examples']} test examples")
-    cols[1].metric("Pruned accuracy", f"{res['accuracy']:.3f}", f"{res['accuracy'] - res['dense_accuracy']:+.3f}",
+    cols[1].metric("Pruned accuracy", f"{res['accuracy']:.3f}", card_notes.delta(res['accuracy'] - res['dense_accuracy']),
                    help="clean accuracy of the pruned model on the same examples")
     cols[2].metric("Achieved sparsity", f"{res['achieved_sparsity']:.3f}",
                    help="zeros / weights over the pruned linear modules (not just the requested number)")
@@ -145,7 +149,7 @@ def show_unstructured(res: dict) -> None:
                    help=f"process memory at the peak of pruning; it grew by {res['peak_memory_mb']:.0f} MB "
                         "while pruning (freed memory the process already held is reused)")
     if held is not None:
-        cols[5].metric("Held-out error", f"{held:.3g}", f"{held - calib:+.3g} vs calibration", delta_color="inverse",
+        cols[5].metric("Held-out error", f"{held:.3g}", card_notes.delta(held - calib, "+.3g", " vs calibration"), delta_color="inverse",
                        help=f"cumulative error at the last block on {res.get('calib_examples', 'as many')} held-out "
                             f"validation texts (calibration: {calib:.3g}); never used to choose masks or fit "
                             "weights, so a held-out error well above the calibration error means overfitting")
@@ -153,6 +157,7 @@ def show_unstructured(res: dict) -> None:
     left, right = st.columns(2)
     left.plotly_chart(charts.local_error_bars(res["layers"]), key="local")
     right.plotly_chart(charts.cumulative_error_line(res["blocks"]), key="cum")
+    st.caption(card_notes.ERRORS_NOTE)
     if held is not None and calib:
         right.caption(f"Held-out / calibration at the last block: **{held / calib:.2f}×**. The held-out line is the "
                       "same error on validation texts the method never saw; a gap that grows with depth means "

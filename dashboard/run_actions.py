@@ -76,7 +76,9 @@ def speed_section(res: dict, prefix: str = "run") -> None:
             else:
                 st.rerun()  # drawn from the store, the button relabelled
     if not measured:
-        right.caption("Not measured yet. Zeros do not make a model faster by themselves: measure to see "
+        right.caption("Not measured yet. This model is physically smaller (heads, neurons or channels removed): "
+                      "measure to see how much faster it runs here." if charts.is_structured(res) else
+                      "Not measured yet. Zeros do not make a model faster by themselves: measure to see "
                       "what this run's sparsity does to latency and throughput here.")
         return
     right.plotly_chart(charts.speed_bars(measured, res), key=f"{prefix}_speed_chart")

@@ -21,6 +21,7 @@ BAD = [
     (["prune", "--model", "./no-such-model"], "does not exist"),
     (["prune", "--method", "wanda", "--option", "scope=global"], "no option"),
     (["prune", "--calib-size", "0"], "calib_size must be"),
+    (["prune", "--repeats", "0"], "--repeats takes a whole number of at least 1"),
     (["frobnicate"], "invalid choice"),
     (["prune", "--pattern", "2:4", "--option", "blocksize=6"], "multiple of 4"),
     (["prune", "--option", "percdamp=0"], "0 < percdamp"),

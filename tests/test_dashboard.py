@@ -62,7 +62,7 @@ def test_chart_builders():
     assert len(charts.prune_time_bars(runs).data[0].x) == 3
     hist = {"edges": [0, 1, 2], "before": [5, 3], "after": [1, 3], "zeros_after": 4}
     fig = charts.stored_histogram(hist, "m")
-    assert [list(t.y) for t in fig.data] == [[5, 3], [1, 3]] and "4 zeros" in fig.layout.title.text
+    assert [list(t.y) for t in fig.data] == [[5, 3], [1, 3]] and "4 zeros" in fig.layout.title.text.replace("<br>", " ")
 
 
 HELD_BLOCKS = [{"block": b, "cumulative_error": 0.02 * (b + 1), "heldout_error": 0.05 * (b + 1),
@@ -225,13 +225,13 @@ def test_structured_unit_charts():
     grid = charts.head_grid(s)
     assert [list(row) for row in grid.data[0].z] == HEADS  # layers x heads, 1 = kept
     assert list(grid.data[0].y) == ["layer 0", "layer 1"] and list(grid.data[0].x) == [0, 1, 2, 3]
-    assert grid.layout.title.text == "Attention heads kept: 4 of 8"
+    assert grid.layout.title.text.replace("<br>", " ") == "Attention heads kept: 4 of 8"
     assert grid.data[0].customdata[1][0] == "pruned" and grid.data[0].customdata[0][0] == "kept"
     neurons = charts.neuron_map(NEURONS)
-    assert [list(row) for row in neurons.data[0].z] == NEURONS and "8 of 16" in neurons.layout.title.text
+    assert [list(row) for row in neurons.data[0].z] == NEURONS and "8 of 16" in neurons.layout.title.text.replace("<br>", " ")
     strip = charts.hidden_strip([[1, 0, 1, 1, 1, 1, 0, 1]])
     assert len(strip.data[0].z) == 1 and list(strip.data[0].z[0]) == [1, 0, 1, 1, 1, 1, 0, 1]
-    assert strip.layout.title.text == "Hidden channels kept: 6 of 8"
+    assert strip.layout.title.text.replace("<br>", " ") == "Hidden channels kept: 6 of 8"
     bars = {t.name: list(t.y) for t in charts.kept_per_layer_bars(s).data}
     assert bars == {"attention heads": [0.75, 0.25], "FFN neurons": [0.75, 0.25]}
     kwon_log = [{"stage": "search", "heads_kept": 4}, {"layer": 0, "heads_kept": 3}, {"layer": 1, "heads_kept": 1}]
@@ -284,7 +284,7 @@ def test_speed_bars_dense_vs_pruned():
     titles = [a.text for a in fig.layout.annotations]
     assert titles == ["weights removed", "FLOPs executed<br>(× dense)", "latency (ms)<br>batch 1",
                       "throughput (seq/s)<br>batch 32"]
-    assert fig.layout.title.text.startswith("Sparsity is not speed")
+    assert fig.layout.title.text.replace("<br>", " ").startswith("Sparsity is not speed")
     caption = charts.speed_caption(_measurement(True), rec)
     assert "physically smaller" in caption and "55% of the FLOPs removed" in caption and "×2.00 in latency" in caption
     flat = _run("wanda", "unstructured", 0.5, 0.8)
@@ -355,7 +355,7 @@ def test_prune_page_runs_on_shipped_model(pruned_app):
     assert abs(float(values["Achieved sparsity"]) - 0.6) < 0.005
     assert float(values["Dense accuracy"]) > 0.8
     specs = [_spec(c) for c in at.get("plotly_chart")]
-    titles = [s["layout"].get("title", {}).get("text", "") for s in specs]
+    titles = [s["layout"].get("title", {}).get("text", "").replace("<br>", " ") for s in specs]
     local = specs[titles.index("Local reconstruction error per module")]
     assert len(local["data"]) == 6  # one trace per module kind
     cum = [s for s, t in zip(specs, titles) if t == "Cumulative error across depth"][-1]
@@ -410,7 +410,7 @@ def test_prune_page_reconstruction_shows_held_out_and_loss(one_thread):
     assert abs(float(values["Achieved sparsity"]) - 0.5) < 0.005 and float(values["Held-out error"]) > 0
     assert any("base = wanda" in c.value and "mode = gp" in c.value and "epochs = 1" in c.value for c in at.caption)
     specs = [_spec(c) for c in at.get("plotly_chart")]
-    titles = [s["layout"].get("title", {}).get("text", "") for s in specs]
+    titles = [s["layout"].get("title", {}).get("text", "").replace("<br>", " ") for s in specs]
     cum = [s for s, t in zip(specs, titles) if t == "Cumulative error across depth"][-1]
     names = [t["name"] for t in cum["data"]]
     assert names == ["pruned: calibration", "dense (0)", "pruned: held-out"]
@@ -432,7 +432,7 @@ def test_prune_page_akrp_cards(one_thread):
     assert abs(float(values["Achieved sparsity"]) - 0.5) < 0.005
     assert float(values["Pruned accuracy"]) > 0.5 and float(values["Held-out error"]) > 0
     assert any("lambda0 = 0.001" in c.value for c in at.caption)  # the sidebar knob reached the run
-    titles = [_spec(c)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    titles = [_spec(c)["layout"].get("title", {}).get("text", "").replace("<br>", " ") for c in at.get("plotly_chart")]
     assert "Reconstruction training loss per epoch" not in titles  # akrp trains nothing
 
 
@@ -484,7 +484,7 @@ def test_compare_page_shows_shipped_sweep():
     specs = [_spec(c) for c in at.get("plotly_chart")]
     assert len(specs) >= 4  # a fifth (robustness) chart once attacks are stored
     acc = specs[0]
-    assert acc["layout"]["title"]["text"] == "Accuracy vs sparsity"
+    assert acc["layout"]["title"]["text"].replace("<br>", " ") == "Accuracy vs sparsity"
     # magnitude, wanda, sparsegpt unstructured + each at 2:4 and 4:8
     assert len(acc["data"]) == 9
     assert all(len(t["x"]) == 9 for t in acc["data"] if "2:4" not in t["name"] and "4:8" not in t["name"])
@@ -515,13 +515,13 @@ def test_compare_page_held_out_chart():
     picker = at.multiselect(key="cmp_methods")
     assert picker.value == ["magnitude", "wanda", "sparsegpt"] and {"akrp", "reconstruction"} <= set(picker.options)
     assert "Calibration vs held-out error at the last block" not in [
-        _spec(c)["layout"]["title"]["text"] for c in at.get("plotly_chart")]  # demo runs only: no chart
+        _spec(c)["layout"]["title"]["text"].replace("<br>", " ") for c in at.get("plotly_chart")]  # demo runs only: no chart
     picker.set_value(["sparsegpt", "akrp", "reconstruction"])
     at.multiselect(key="cmp_patterns").set_value(["unstructured"])
     at.multiselect(key="cmp_sparsities").set_value([0.5])
     at.run()
     assert not at.exception, at.exception
-    specs = {s["layout"]["title"]["text"]: s for s in map(_spec, at.get("plotly_chart"))}
+    specs = {s["layout"]["title"]["text"].replace("<br>", " "): s for s in map(_spec, at.get("plotly_chart"))}
     held = {t["name"]: t for t in specs["Calibration vs held-out error at the last block"]["data"]}
     assert sorted(held) == ["akrp: calibration", "akrp: held-out", "reconstruction: calibration",
                             "reconstruction: held-out"]
@@ -599,7 +599,7 @@ def test_robustness_page_attacks_a_tiny_grid():
     at.selectbox(key="cmp_sample").set_value((4, 0, None, False))
     at.run()
     assert not at.exception, at.exception
-    rob = [s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"].startswith("Accuracy under")]
+    rob = [s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"].replace("<br>", " ").startswith("Accuracy under")]
     assert len(rob) == 1
     mag = next(t for t in rob[0]["data"] if t["name"] == "magnitude: accuracy under attack")
     assert mag["x"] == [0.0, 0.5] and mag["y"] == pytest.approx(list(frame["accuracy_under_attack"]))
@@ -640,7 +640,7 @@ def kwon_app():
 
 
 def _titles(at) -> list[str]:
-    return [_spec(c)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    return [_spec(c)["layout"].get("title", {}).get("text", "").replace("<br>", " ") for c in at.get("plotly_chart")]
 
 
 def test_prune_page_kwon_structured_views(kwon_app):
@@ -662,7 +662,7 @@ def test_prune_page_kwon_structured_views(kwon_app):
     assert values["Heads kept (of 72)"] == f"{heads}" and values["Hidden channels kept (of 384)"] == "384"
     assert values["FFN neurons kept (of 9,216)"] == f"{sum(rec['structure']['neurons_kept']):,}"
     assert values["Encoder parameters: 10.64M →"] == f"{rec['structure']['params'] / 1e6:.2f}M"
-    specs = {s["layout"]["title"]["text"]: s for s in map(_spec, at.get("plotly_chart")) if s["layout"].get("title")}
+    specs = {s["layout"]["title"]["text"].replace("<br>", " "): s for s in map(_spec, at.get("plotly_chart")) if s["layout"].get("title")}
     grid = next(v for k, v in specs.items() if k.startswith("Attention heads kept"))
     assert _values(grid["data"][0]["z"]) == rec["structure"]["heads"]  # 6 layers x 12 heads, as stored
     neurons = next(v for k, v in specs.items() if k.startswith("FFN neurons kept"))
@@ -726,7 +726,7 @@ def test_prune_page_measures_speed(kwon_app):
     assert not at.error, [e.value for e in at.error]
     stored = get_store().load_speed(key)
     assert stored is not None and stored["repeats"] == 1
-    chart = next(s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"].startswith("Sparsity"))
+    chart = next(s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"].replace("<br>", " ").startswith("Sparsity"))
     lat = chart["data"][2]
     assert lat["x"] == ["dense", "kwon"]
     assert _values(lat["y"]) == pytest.approx([r["latency_ms"] for r in stored["rows"]])
@@ -746,7 +746,7 @@ def test_stored_speed_shows_at_once_for_an_unstructured_run(pruned_app):
     get_store().save_speed(key, {**_measurement(False), "key": key})
     at.run()
     assert not at.exception, at.exception
-    chart = next(s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"].startswith("Sparsity"))
+    chart = next(s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"].replace("<br>", " ").startswith("Sparsity"))
     assert [_values(t["y"]) for t in chart["data"]] == [[0.0, 0.5], [1.0, 1.0], [20.0, 19.8], [400.0, 700.0]]
     assert any("dense kernels" in c.value and "stored with the run" in c.value for c in at.caption)
     assert at.button(key="prune_speed").label == "Measure again"
@@ -817,7 +817,7 @@ def test_compare_page_structured_flops_chart():
     at.run()
     assert not at.exception, at.exception
     assert any(c.value == "6 runs in the grid: 5 stored, 1 to compute" for c in at.caption)  # kprune at 0.3
-    specs = {s["layout"]["title"]["text"]: s for s in map(_spec, at.get("plotly_chart"))}
+    specs = {s["layout"]["title"]["text"].replace("<br>", " "): s for s in map(_spec, at.get("plotly_chart"))}
     flops = {t["name"]: t for t in specs["Accuracy vs FLOPs removed"]["data"]}
     assert sorted(flops) == ["kprune", "kwon"]
     assert _values(flops["kwon"]["x"]) == [0.3012, 0.5004] and _values(flops["kprune"]["x"]) == [0.5101]
@@ -942,5 +942,5 @@ def test_compare_page_runs_the_missing_configs_as_jobs():
     assert not at.exception, at.exception
     assert any(c.value == "1 runs in the grid: 1 stored, 0 to compute" for c in at.caption)
     assert "cmp_run" not in [b.key for b in at.button]
-    acc = next(s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"] == "Accuracy vs sparsity")
+    acc = next(s for s in map(_spec, at.get("plotly_chart")) if s["layout"]["title"]["text"].replace("<br>", " ") == "Accuracy vs sparsity")
     assert acc["data"][0]["y"] == pytest.approx([store.load(cfg.key())["accuracy"]])

@@ -79,7 +79,7 @@ def test_submit_wait_matches_foreground(store):
     done = jobs.wait(store, job.id, timeout=240)
     assert done.state == "done", done.error
     assert done.result_key == cfg.key() and store.has(cfg.key())
-    assert done.progress == 1.0 and done.progress_text == "block 6 of 6" and done.pid
+    assert done.progress == 1.0 and done.progress_text == "block 5 done (6 of 6)" and done.pid
     evs = jobs.events(store, job.id)
     assert [e["seq"] for e in evs] == list(range(1, len(evs) + 1))
     blocks = [jobs.record_of(e) for e in evs if e["type"] == "block"]

@@ -132,7 +132,9 @@ def _random_mask(rows, cols, keep=0.5, seed=0):
 
 
 def _has_hover(fig):
-    return all(t.hovertemplate and "<extra>" in t.hovertemplate and len(t.hovertemplate.split("<extra>")[1]) > 10
+    """Every trace's tooltip explains what it shows (inside the box: charts.common.tidy moves it there)."""
+    note = "<span style='font-size:11px'>"
+    return all(t.hovertemplate and note in t.hovertemplate and len(t.hovertemplate.split(note)[1]) > 10
                for t in fig.data)
 
 
@@ -188,7 +190,7 @@ def test_weight_histogram():
     assert len(fig.data) == 2 and all(t.type == "histogram" for t in fig.data)
     assert sum(fig.data[0].y) == w.numel()
     assert sum(fig.data[1].y) == int(mask.sum())
-    assert f"{int((~mask).sum()):,} zeros" in fig.layout.title.text
+    assert f"{int((~mask).sum()):,} zeros" in fig.layout.title.text.replace("<br>", " ")
     assert min(fig.data[0].x) >= 0  # |w| by default
     signed = charts.weight_histogram(w, w * mask, absolute=False)
     assert min(signed.data[0].x) < 0

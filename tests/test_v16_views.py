@@ -36,7 +36,7 @@ def _figures(at) -> dict[str, dict]:
     out = {}
     for c in at.get("plotly_chart"):
         spec = json.loads(c.proto.spec)
-        out[spec["layout"].get("title", {}).get("text", "")] = spec
+        out[spec["layout"].get("title", {}).get("text", "").replace("<br>", " ")] = spec
     return out
 
 
@@ -251,7 +251,7 @@ def test_structured_diagram_heads_and_neurons():
     assert len(heads.x) == 8 and list(heads.text).count("×") == 3
     assert list(heads.marker.color).count(diagram.REMOVED_COLOR) == 3
     assert list(ffn.text) == ["75%", "25%"] and _luminance(ffn.marker.color[0]) < _luminance(ffn.marker.color[1])
-    assert "5 of 8 heads kept" in fig.layout.title.text and "128 of 256 FFN neurons" in fig.layout.title.text
+    assert "5 of 8 heads kept" in fig.layout.title.text.replace("<br>", " ") and "128 of 256 FFN neurons" in fig.layout.title.text.replace("<br>", " ")
 
 
 def test_flips_frame_and_confusion_figure():

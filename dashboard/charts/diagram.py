@@ -11,6 +11,7 @@ from plotly.colors import sample_colorscale
 
 from dashboard.charts.accessors import intermediate_size
 from dashboard.charts.common import DENSE_COLOR
+from dashboard.charts.common import tidy_builders
 from pruning_core.model.arch import KIND_LABELS, KINDS
 
 MEASURES = {"achieved_sparsity": "achieved sparsity", "local_error": "local error"}
@@ -131,3 +132,6 @@ def structured_diagram(structure: dict) -> go.Figure:
                             f"{int(sum(kept)):,} of {width * n_layers:,} FFN neurons, hidden {hidden}",
                       showlegend=False, height=260 + 24 * n_heads, margin=dict(t=50, b=30), dragmode=False)
     return fig
+
+
+tidy_builders(globals())  # every figure: wrapped titles, tooltips inside their box, 1e-15 ticks

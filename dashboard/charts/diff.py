@@ -7,6 +7,8 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
+from dashboard.charts.common import tidy_builders
+
 from dashboard.charts.errors import CUM_HELP, HELDOUT_HELP, LOCAL_HELP
 from pruning_core.model.arch import KIND_LABELS
 
@@ -110,3 +112,6 @@ def mask_diff_image(codes: np.ndarray, max_cells: tuple[int, int] = (96, 192), t
     fig.update_layout(title=f"{title}: {rows}×{cols}{tiles}", xaxis_title="input (column)",
                       yaxis_title="output (row)", margin=dict(t=50, b=30))
     return fig
+
+
+tidy_builders(globals())  # every figure: wrapped titles, tooltips inside their box, 1e-15 ticks

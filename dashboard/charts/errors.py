@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 
 from pruning_core.model.arch import KIND_LABELS, KINDS
 from dashboard.charts.common import CALIB_COLOR, HELDOUT_COLOR, KIND_COLORS, _sequential
+from dashboard.charts.common import tidy_builders
 
 
 LOCAL_HELP = "local reconstruction error ||WX - W'X||² / ||WX||², X = inputs reaching the module in the pruned model"
@@ -81,3 +82,6 @@ def refine_loss_lines(blocks: Iterable[dict], window: int = 1) -> go.Figure:
                      else None)
     fig.update_yaxes(type="log")
     return fig
+
+
+tidy_builders(globals())  # every figure: wrapped titles, tooltips inside their box, 1e-15 ticks

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.charts.common import KEEP_SCALE, _array, _mask_array, method_colors
+from dashboard.charts.common import tidy_builders
 
 
 KEEP_HELP = "keep ratio = kept weights / weights in the cell (1 = all kept, 0 = all pruned)"
@@ -161,3 +162,6 @@ def stored_histogram(hist: dict, name: str = "") -> go.Figure:
     fig.update_layout(barmode="overlay", xaxis_title="|w|", yaxis_title="weights", margin=dict(t=50, b=30),
                       title=f"{name} weights before and after ({hist['zeros_after']:,} zeros after, not shown)")
     return fig
+
+
+tidy_builders(globals())  # every figure: wrapped titles, tooltips inside their box, 1e-15 ticks

@@ -7,6 +7,7 @@ from plotly.subplots import make_subplots
 
 from dashboard.charts.accessors import flops_reduction, is_structured
 from dashboard.charts.common import DENSE_COLOR, method_colors
+from dashboard.charts.common import tidy_builders
 
 
 SPEED_PANELS = (("weights removed", "fraction of weights that are zero or removed"),
@@ -69,3 +70,6 @@ def speed_caption(measurement: dict, record: dict) -> str:
             f"multiplied by dense kernels, so the model does the same work ({speed}, i.e. within measurement "
             "noise). Removing whole heads, neurons or channels (kprune, kwon, pat) makes the matrices smaller, and "
             "that is what runs faster.")
+
+
+tidy_builders(globals())  # every figure: wrapped titles, tooltips inside their box, 1e-15 ticks

@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from dashboard.charts.accessors import intermediate_size
 from dashboard.charts.common import CALIB_COLOR, HELDOUT_COLOR, KIND_COLORS, _array, _keep_grid, _mask_array
+from dashboard.charts.common import tidy_builders
 
 
 HEAD_HELP = "an attention head of the layer: kept (its Q/K/V/output slices stay) or pruned (removed from the model)"
@@ -85,3 +86,6 @@ def training_loss_line(rows: Iterable[dict], title: str = "Training loss per ste
     fig.update_layout(title=title, xaxis_title="step", margin=dict(t=50, b=30))
     fig.update_yaxes(title_text="loss", secondary_y=False)
     return fig
+
+
+tidy_builders(globals())  # every figure: wrapped titles, tooltips inside their box, 1e-15 ticks

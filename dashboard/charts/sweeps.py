@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from dashboard.charts.accessors import FLOPS_HELP, _flops_value, flops_reduction, is_structured, run_heldout_error
 from dashboard.charts.common import PATTERN_SYMBOLS, method_colors
+from dashboard.charts.common import tidy_builders
 from dashboard.charts.errors import CUM_HELP, HELDOUT_HELP
 
 
@@ -176,3 +177,6 @@ def flops_curves(results: Iterable[dict], measure: str = "accuracy", title: str 
                       legend_title="method", margin=dict(t=50, b=30))
     fig.update_xaxes(tickformat=".0%")
     return fig
+
+
+tidy_builders(globals())  # every figure: wrapped titles, tooltips inside their box, 1e-15 ticks

@@ -21,6 +21,8 @@ def register(subparsers) -> None:
     pr.add_argument("--seq-len", type=int, default=64)
     pr.add_argument("--option", action="append", metavar="KEY=VALUE", help="a method knob, e.g. scope=global")
     pr.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
+    pr.add_argument("--repeats", type=int, default=1, metavar="K",
+                    help="prune K times and report the median prune time (all K times are stored with the run)")
     pr.add_argument("--recompute", action="store_true", help="prune again even if the store has this run")
     pr.add_argument("--no-store", action="store_true", help="do not read or write the results store")
     add_background_arg(pr)
@@ -30,6 +32,7 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from pruning_core.core import environment
     from pruning_core.model.arch import KIND_LABELS
     from pruning_core.experiments.config import ExperimentConfig
     from pruning_core.storage.prune_run import prune_and_store
@@ -38,6 +41,8 @@ def run(args) -> int:
     from pruning_core.storage.store import Store
 
     check_json_path(args.json)  # before any work
+    if args.repeats < 1:
+        raise PrunescopeError(f"--repeats takes a whole number of at least 1; got {args.repeats}")
     resolve_device(args.device)
     sparsity = args.sparsity
     if sparsity is None:
@@ -51,11 +56,13 @@ def run(args) -> int:
         if args.no_store or args.json:
             raise PrunescopeError("--background stores the run: drop --no-store and --json "
                                   "(read it later with `prunescope results` or --json on a foreground run)")
-        return submit_background(Store(), "prune", {"config": cfg.to_dict()}, args.recompute)
+        spec = {"config": cfg.to_dict(), **({"repeats": args.repeats} if args.repeats > 1 else {})}
+        return submit_background(Store(), "prune", spec, args.recompute)
     con = Console(stderr=True, highlight=False)
     store = None if args.no_store else Store()
     out, computed = prune_and_store(cfg, store, on_record=lambda r: con.print(record_line(r)),
-                                    on_stage=lambda s: con.print(stage_line(s)), recompute=args.recompute)
+                                    on_stage=lambda s: con.print(stage_line(s)), recompute=args.recompute,
+                                    repeats=args.repeats)
     if not computed and store is not None:
         con.print(f"[dim]stored run {cfg.key()} in {store.path} (use --recompute to prune again)[/]")
     table = Table(title=f"{cfg.method} {cfg.pattern} at {cfg.sparsity:g} on {cfg.task} ({cfg.model})")
@@ -65,13 +72,26 @@ def run(args) -> int:
         table.add_row(str(r["block"]), KIND_LABELS[r["kind"]], "x".join(map(str, r["shape"])),
                       f"{r['achieved_sparsity']:.4f}", f"{r['local_error']:.4g}", f"{r['cumulative_error']:.4g}")
     Console().print(table)
-    Console().print(
-        f"achieved sparsity {out['achieved_sparsity']:.4f} (encoder {out['encoder_sparsity']:.4f}) | "
-        f"accuracy {out['accuracy']:.4f} vs dense {out['dense_accuracy']:.4f} on {out['eval_examples']} examples | "
-        f"logits KL {out['logits_kl']:.4g} | prune {out['prune_seconds']:.2f} s, peak memory "
-        f"{out.get('peak_total_mb', 0):.0f} MB (+{out['peak_memory_mb']:.0f} MB while pruning) on {out['device']}")
+    Console().print(summary_line(out))
+    con.print(f"environment: {environment.describe(out.get('environment'))}")
     write_json(args.json, out)
     return 0
+
+
+def summary_line(out: dict) -> str:
+    """The summary under the table: sparsity, accuracy with its 95% Wilson interval, KL, prune time (the median
+    of the repeats where there were several), memory and device."""
+    from pruning_core.measure.intervals import accuracy_interval
+
+    ci = out.get("accuracy_ci") or accuracy_interval(out["accuracy"], out["eval_examples"])
+    acc = f"accuracy {out['accuracy']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    runs = out.get("prune_seconds_runs") or []
+    prune = (f"prune {out['prune_seconds_median']:.2f} s (median of {len(runs)}: "
+             f"{', '.join(f'{t:.2f}' for t in runs)})" if len(runs) > 1 else f"prune {out['prune_seconds']:.2f} s")
+    return (f"achieved sparsity {out['achieved_sparsity']:.4f} (encoder {out['encoder_sparsity']:.4f}) | "
+            f"{acc} vs dense {out['dense_accuracy']:.4f} on {out['eval_examples']} examples | "
+            f"logits KL {out['logits_kl']:.4g} | {prune}, peak memory "
+            f"{out.get('peak_total_mb', 0):.0f} MB (+{out['peak_memory_mb']:.0f} MB while pruning) on {out['device']}")
 
 
 def record_line(r) -> str:

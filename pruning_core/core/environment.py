@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from functools import lru_cache
 
 
@@ -35,7 +36,8 @@ def versions() -> dict[str, str]:
 
 
 def snapshot(device: str) -> dict:
-    """{cpu, cores, threads, device, load_1m, load_per_core, torch, transformers, python, prunescope}, read now."""
+    """{cpu, cores, threads, device, load_1m, load_per_core, torch, transformers, python, prunescope, started},
+    read now (`started`: seconds since the epoch, the run's own time)."""
     import torch
 
     try:
@@ -47,7 +49,7 @@ def snapshot(device: str) -> dict:
     if dev.startswith("cuda") and torch.cuda.is_available():
         dev = f"{dev}: {torch.cuda.get_device_name(torch.device(dev))}"
     return {"cpu": cpu_model(), "cores": cores, "threads": torch.get_num_threads(), "device": dev,
-            "load_1m": round(load, 2), "load_per_core": round(load / cores, 2), **versions()}
+            "load_1m": round(load, 2), "load_per_core": round(load / cores, 2), **versions(), "started": time.time()}
 
 
 def describe(env: dict | None) -> str:

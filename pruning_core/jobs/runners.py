@@ -93,7 +93,11 @@ def prepare(kind: str, spec: dict, store) -> Prepared:
 def prepare_prune(spec: dict, store) -> Prepared:
     cfg = _run_config(_field(spec, "config"))
     key = cfg.key()
-    return Prepared(key, f"prune {_run_label(cfg)}", {"config": cfg.to_dict()}, store.has(key), key)
+    repeats = spec.get("repeats", 1)
+    if not isinstance(repeats, int) or not 1 <= repeats <= 100:
+        raise PrunescopeError(f"repeats must be an integer from 1 to 100; got {repeats!r}")
+    norm = {"config": cfg.to_dict(), **({"repeats": repeats} if repeats > 1 else {})}
+    return Prepared(key, f"prune {_run_label(cfg)}", norm, store.has(key), key)
 
 
 def prepare_attack(spec: dict, store) -> Prepared:
@@ -190,13 +194,14 @@ def run_prune(spec: dict, store, ctx: Context, recompute: bool) -> str:
             n_blocks.append(len(arch_of(net).blocks(net)))
         if isinstance(r, BlockRecord):
             done = r.block + 1
-            ctx.emit("block", asdict(r), done / n_blocks[0], f"block {done} of {n_blocks[0]}")
+            ctx.emit("block", asdict(r), done / n_blocks[0], f"block {r.block} done ({done} of {n_blocks[0]})")
         elif isinstance(r, LayerRecord):
             ctx.emit("layer", asdict(r))
         else:
             ctx.emit("step", asdict(r), r.step / max(r.total, 1), f"step {r.step} of {r.total}")
 
-    out, _ = prune_and_store(cfg, store, on_record=on_record, on_stage=on_stage, recompute=recompute)
+    out, _ = prune_and_store(cfg, store, on_record=on_record, on_stage=on_stage, recompute=recompute,
+                             repeats=int(spec.get("repeats", 1)))
     return out["key"]
 
 

@@ -5,6 +5,7 @@ and re-keyed when a key changes without changing what the rows measured."""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -30,6 +31,13 @@ def _import_jsonl(paths: Iterable[Path], present: Callable[[str], bool], save: C
                 save(row)
                 added += 1
     return added
+
+
+@lru_cache(maxsize=1)
+def demo_keys() -> frozenset[str]:
+    """The keys of the shipped demo runs (assets/demo/sweep_*.jsonl): how a store's row is known as a demo run."""
+    return frozenset(json.loads(line)["key"] for path in sorted(DEMO_DIR.glob("sweep_*.jsonl"))
+                     for line in path.read_text().splitlines() if line.strip())
 
 
 def export_demo(results: list[dict], path: Path) -> None:

@@ -20,11 +20,12 @@ FORMATS = ("csv", "parquet", "json")
 RUN_COLUMNS = ("key", "created", "model", "task", "method", "pattern", "sparsity", "options", "calib_size",
                "seq_len", "seed", "eval_size", "eval_examples", "accuracy", "dense_accuracy", "achieved_sparsity",
                "encoder_sparsity", "flops_reduction", "logits_kl", "cls_error", "heldout_error", "prune_seconds",
-               "eval_seconds", "peak_total_mb", "peak_memory_mb", "calib_examples", "calib_tokens", "device")
+               "eval_seconds", "peak_total_mb", "peak_memory_mb", "calib_examples", "calib_tokens", "device", "cpu", "threads", "load_per_core")
 ATTACK_MEASURES = ("clean_accuracy", "accuracy_under_attack", "attack_success_rate")
 FILTERS = ("model", "task", "method", "pattern", "sparsity")
-TEXT_COLUMNS = ("key", "model", "task", "method", "pattern", "options", "device")
-INT_COLUMNS = ("calib_size", "seq_len", "seed", "eval_size", "eval_examples", "calib_examples", "calib_tokens")
+TEXT_COLUMNS = ("key", "model", "task", "method", "pattern", "options", "device", "cpu")
+INT_COLUMNS = ("calib_size", "seq_len", "seed", "eval_size", "eval_examples", "calib_examples", "calib_tokens",
+               "threads")
 
 # SQL for the columns that live inside the stored result JSON (no need to parse whole results)
 _JSON = {
@@ -34,6 +35,7 @@ _JSON = {
     "logits_kl": "$.logits_kl", "cls_error": "$.cls_error", "heldout_error": "$.heldout_error",
     "eval_seconds": "$.eval_seconds", "peak_total_mb": "$.peak_total_mb", "peak_memory_mb": "$.peak_memory_mb",
     "calib_examples": "$.calib_examples", "calib_tokens": "$.calib_tokens", "device": "$.device",
+    "cpu": "$.environment.cpu", "threads": "$.environment.threads", "load_per_core": "$.environment.load_per_core",
 }
 
 

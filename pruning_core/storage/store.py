@@ -104,6 +104,12 @@ def default_path() -> Path:
     return Path(user_data_dir("prunescope")) / "runs.sqlite"
 
 
+def run_time(result_json: dict) -> float:
+    """When a run was made: its environment's `started` (the run's own time), else now (older runs, demo rows)."""
+    started = (result_json.get("environment") or {}).get("started")
+    return float(started) if isinstance(started, (int, float)) else time.time()
+
+
 def pack_mask(mask: torch.Tensor) -> bytes:
     return zlib.compress(np.packbits(mask.cpu().numpy().astype(bool).ravel()).tobytes(), 6)
 
@@ -146,7 +152,7 @@ class Store:
             con.execute("DELETE FROM runs WHERE key = ?", (key,))
             con.execute(
                 "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (key, time.time(), cfg["model"], cfg["task"], cfg["method"], cfg["pattern"], cfg["sparsity"],
+                (key, run_time(result_json), cfg["model"], cfg["task"], cfg["method"], cfg["pattern"], cfg["sparsity"],
                  result_json.get("achieved_sparsity"), result_json.get("dense_accuracy"),
                  result_json.get("accuracy"), result_json.get("prune_seconds"), json.dumps(result_json)))
             con.executemany("INSERT INTO masks VALUES (?,?,?,?,?)", packed_rows)
