@@ -283,10 +283,11 @@ def _measure_block(state: PruneState, i: int, chosen: Chosen, hidden: Hidden) ->
         out_r = out[keep]
         cum[kind].add(chosen.module_out[kind][cur["b"]], out_r)
         if chosen.diff is not None:
-            lost = x[keep].float() @ chosen.diff[kind].float().T  # X D^T
-            kept = out_r.float() - lin[kind].bias.float() if lin[kind].bias is not None else out_r.float()
-            local[kind][0] += float(lost.double().pow(2).sum())
-            local[kind][1] += float((kept + lost).double().pow(2).sum())  # X W^T = X W'^T + X D^T
+            lost = (x[keep].float() @ chosen.diff[kind].float().T).reshape(-1)  # X D^T
+            whole = (out_r.float() if lin[kind].bias is None else out_r.float() - lin[kind].bias.float()).reshape(-1)
+            whole += lost  # X W^T = X W'^T + X D^T
+            local[kind][0] += float(lost @ lost)
+            local[kind][1] += float(whole @ whole)
 
     with hooks(state.linears[i], compare):
         for b, h in enumerate(hidden):
