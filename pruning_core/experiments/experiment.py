@@ -173,8 +173,14 @@ def prune_copy(cfg: ExperimentConfig, dense_net, tok, on_record: Callable | None
         extra = calibration.build(tok, texts, cfg.seq_len)
     net = copy.deepcopy(dense_net)
     gen = engine.prune(net, calib, cfg.method, cfg.sparsity, cfg.pattern, cfg.options_dict(), heldout=held,
-                       extra=extra)
+                       extra=extra, dense_key=dense_key(cfg, dense_net))
     return net, engine.run(gen, on_record)
+
+
+def dense_key(cfg: ExperimentConfig, dense_net) -> tuple:
+    """What names the dense weights for the engine's dense activation cache: the model and task as loaded
+    (`load_dense`), the device, and the loaded object itself (a reloaded model gets new entries)."""
+    return (cfg.model, cfg.task, cfg.fresh_head, str(next(dense_net.parameters()).device), id(dense_net))
 
 
 def weight_histograms(dense_net, pruned_net, bins: int = 40) -> dict:

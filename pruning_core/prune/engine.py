@@ -5,9 +5,15 @@ Accurately Pruned in One-Shot", ICML 2023) and Wanda (Sun et al., "A Simple and 
 Approach for Large Language Models", ICLR 2024): embed the calibration batch, then for each encoder
 block in order: hook the block's linears to accumulate the Gram matrix X^T X of their inputs, run the
 block, let the method choose masks (and new weights), then re-run the pruned block to produce the
-next block's inputs. Deviations from the reference code: X^T X counts real tokens only (pads left
+next block's inputs (the same pass measures the cumulative errors). Deviations from the reference code: X^T X counts real tokens only (pads left
 out) and is built once per distinct input (Q, K and V share one); a dense shadow stream runs
-alongside, so the cumulative error at every module and block output is known.
+alongside, so the cumulative error at every module and block output is known; it depends only on
+the dense model and the texts, so with a `dense_key` it is computed once per calibration and kept
+(`dense_cache`). A method that reads only the weights (`needs_statistics = False`: magnitude) gets
+no statistics pass: its local error ||W X - W' X||^2 / ||W X||^2 is measured on the pruned pass, so X
+are the inputs that reach the module in the pruned block (for Q/K/V the same X as before, equal up to
+float error; for the attention output and the FFN, the pruned block's own activations rather than the
+dense block's on the pruned inputs, as for `sequential` methods).
 
 Methods can ask for more (class attributes of `Method`):
 - `sequential`: statistics recollected input group by input group (Q/K/V, attention output, FFN in,
@@ -51,11 +57,13 @@ from pruning_core.prune.records import BlockRecord, ErrorSum, LayerRecord, Prune
 
 def prune(model: nn.Module, calib: CalibrationSet, method: str, sparsity: float,
           pattern: str = "unstructured", options: dict | None = None, heldout: CalibrationSet | None = None,
-          extra: CalibrationSet | None = None) -> Generator:
+          extra: CalibrationSet | None = None, dense_key=None) -> Generator:
     """Validate the request, then return the pruning generator (nothing is changed until iterated).
 
     The model is pruned in place, on the device its parameters are on: deep-copy it first to keep
     the dense one. `heldout`: texts measured, never fitted; `extra`: more texts for `refine` only.
+    `dense_key`: a hashable name of the dense weights (e.g. model, task, device); given, the dense
+    shadow is kept in `dense_cache` and reused by later runs on the same texts (see there).
     """
     arch = arch_of(model)
     meth = methods.get(method)
@@ -70,7 +78,7 @@ def prune(model: nn.Module, calib: CalibrationSet, method: str, sparsity: float,
     for i, block in enumerate(arch.blocks(model)):
         for kind, lin in arch.block_linears(block).items():
             masks_mod.check_divisible(tuple(lin.weight.shape), pat, arch.linear_name(i, kind))
-    return _prune(model, arch, calib, meth, sparsity, pat, opts, heldout, extra)
+    return _prune(model, arch, calib, meth, sparsity, pat, opts, heldout, extra, dense_key)
 
 
 def run(gen: Generator, on_record: Callable[[LayerRecord | BlockRecord], None] | None = None) -> PruneResult:
@@ -85,12 +93,13 @@ def run(gen: Generator, on_record: Callable[[LayerRecord | BlockRecord], None] |
 
 
 @torch.no_grad()
-def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts, heldout=None, extra=None):
+def _prune(model, arch: Arch, calib: CalibrationSet, meth, sparsity, pat, opts, heldout=None, extra=None,
+           dense_key=None):
     device = next(model.parameters()).device
     model.eval()
     with PeakMemory(device) as mem:
         t_start = time.perf_counter()
-        state = PruneState.begin(model, arch, calib, meth, sparsity, pat, opts, heldout, extra)
+        state = PruneState.begin(model, arch, calib, meth, sparsity, pat, opts, heldout, extra, dense_key)
         for idxs in windows(len(state.blocks), meth.window(opts)):
             win = open_window(state, idxs)
             for i in idxs:

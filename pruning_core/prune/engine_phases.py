@@ -28,6 +28,7 @@ past the window's last block `measure_window` produces those inputs (after any r
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -38,6 +39,7 @@ from torch import nn
 from pruning_core.measure import metrics
 from pruning_core.model.arch import INPUT_GROUPS, KINDS, Arch
 from pruning_core.data.calibration import CalibrationSet
+import pruning_core.prune.dense_cache as dense_cache
 from pruning_core.prune.engine_stats import GramStats, Stream, collect, hooks
 from pruning_core.prune.masks import Pattern
 from pruning_core.prune.methods.base import Method
@@ -62,6 +64,7 @@ class PruneState:
     cal: Stream  # the calibration set: what the method sees
     side: dict[str, Stream]  # "heldout" (measured, never fitted), "extra" (fed to `refine` only)
     refine_target: str | None  # the method's: None, 'block' or 'global'
+    cache_key: tuple | None = None  # the dense shadow's key in `dense_cache` (None: computed, not kept)
     # forward includes the statistics hooks; held-out passes are measurement, counted apart (see `run_side`)
     timings: dict[str, float] = field(default_factory=lambda: {"forward": 0.0, "method": 0.0, "refine": 0.0,
                                                                "heldout": 0.0})
@@ -73,8 +76,10 @@ class PruneState:
 
     @classmethod
     def begin(cls, model: nn.Module, arch: Arch, calib: CalibrationSet, meth: Method, sparsity: float,
-              pattern: Pattern, opts, heldout: CalibrationSet | None, extra: CalibrationSet | None) -> "PruneState":
-        """The method's `prepare` on all the linear weights, then every stream embedded."""
+              pattern: Pattern, opts, heldout: CalibrationSet | None, extra: CalibrationSet | None,
+              dense_key=None) -> "PruneState":
+        """The method's `prepare` on all the linear weights, then every stream embedded. With `dense_key`
+        (naming the dense weights) and no `extra` texts, the dense shadow is read from / kept in `dense_cache`."""
         device, blocks = next(model.parameters()).device, arch.blocks(model)
         linears = [arch.block_linears(b) for b in blocks]
         context = meth.prepare([m.weight for lin in linears for m in lin.values()], sparsity, pattern, opts)
@@ -82,8 +87,10 @@ class PruneState:
         cal = Stream(model, arch, calib, device, dtype)
         side = {name: Stream(model, arch, c, device, dtype) for name, c in (("heldout", heldout), ("extra", extra))
                 if c is not None}
+        key = dense_cache.run_key(dense_key, calib, heldout, device, dtype) \
+            if dense_key is not None and extra is None and dense_cache.cap_bytes() > 0 else None
         return cls(arch, meth, sparsity, pattern, opts, device, blocks, linears, context, cal, side,
-                   meth.refine_target(opts))
+                   meth.refine_target(opts), key)
 
     def run_side(self, name: str, block: nn.Module, hidden: Hidden) -> Hidden:
         """A side stream through `block`; held-out passes are timed apart from pruning."""
@@ -102,6 +109,7 @@ class DensePass:
     block_out: Hidden  # the calibration stream's dense block output
     side_out: dict[str, Hidden]  # the same for the side streams
     stats: dict[str, GramStats] | None  # collected on the way when the pruned inputs are the dense ones
+    # (and the method uses statistics: `Method.needs_statistics`)
     extra_target: Hidden  # 'block' refine with extra texts: the dense block on their pruned inputs
 
 
@@ -114,6 +122,8 @@ class Chosen:
     heldout_out: Hidden | None
     local: dict[str, float]  # kind -> local error when the weights were written (before any refine)
     seconds: dict[str, float]  # kind -> the method's time on its input group
+    # methods without statistics: kind -> W_dense - W_pruned; `measure_window` fills `local` from it
+    diff: dict[str, torch.Tensor] | None = None
 
 
 @dataclass
@@ -139,22 +149,35 @@ def open_window(state: PruneState, idxs: list[int]) -> Window:
 
 
 def dense_pass(state: PruneState, i: int) -> DensePass:
-    """The dense block on every stream's dense hidden states (before block `i` is pruned)."""
+    """The dense block on every stream's dense hidden states (before block `i` is pruned); from
+    `dense_cache` when an earlier run on the same model and texts kept it."""
     t = time.perf_counter()
     arch, cal, block, lin = state.arch, state.cal, state.blocks[i], state.linears[i]
+    same = cal.pruned is cal.dense and not state.meth.sequential and state.meth.needs_statistics
+    key = state.cache_key + (i,) if state.cache_key is not None else None
+    hit = dense_cache.get(key) if key is not None else None
+    if hit is not None:
+        if same and hit.stats is None:  # kept by a run without statistics: collect them alone
+            stats = collect(arch, block, lin, cal, cal.dense, INPUT_GROUPS, state.device)[0]
+            state.timings["forward"] += time.perf_counter() - t
+            hit = dataclasses.replace(hit, stats=stats)
+            dense_cache.put(key, hit)
+        return dataclasses.replace(hit, stats=hit.stats if same else None)
     module_out: dict[str, Hidden] = {k: [] for k in KINDS}
 
     def keep_dense(kind, x, out, b):
         module_out[kind].append(out[cal.keeps[b]])
 
-    same = cal.pruned is cal.dense and not state.meth.sequential
     stats, _, block_out = collect(arch, block, lin, cal, cal.dense, INPUT_GROUPS if same else (), state.device,
                                   also=keep_dense)
     side_out = {n: state.run_side(n, block, st.dense) for n, st in state.side.items()}
     extra = state.side.get("extra")
     extra_target = extra.run(arch, block, extra.pruned) if state.refine_target == "block" and extra else []
     state.timings["forward"] += time.perf_counter() - t
-    return DensePass(module_out, block_out, side_out, stats if same else None, extra_target)
+    dense = DensePass(module_out, block_out, side_out, stats if same else None, extra_target)
+    if key is not None:
+        dense_cache.put(key, dense)
+    return dense
 
 
 def solve_block(state: PruneState, i: int, dense: DensePass) -> tuple[Chosen, Hidden]:
@@ -162,6 +185,8 @@ def solve_block(state: PruneState, i: int, dense: DensePass) -> tuple[Chosen, Hi
 
     Returns the chosen block and the block-wise target: the (still dense) block on the pruned inputs."""
     arch, meth, cal, block, lin = state.arch, state.meth, state.cal, state.blocks[i], state.linears[i]
+    if not meth.needs_statistics and not meth.sequential:
+        return _solve_from_weights(state, i, dense), []
     local, seconds, block_target = {}, {}, None
     for groups in ([(g,) for g in INPUT_GROUPS] if meth.sequential else [INPUT_GROUPS]):
         t = time.perf_counter()
@@ -187,6 +212,24 @@ def solve_block(state: PruneState, i: int, dense: DensePass) -> tuple[Chosen, Hi
                 state.masks[arch.linear_name(i, k)] = keep.cpu()
                 seconds[k] = elapsed
     return Chosen(dense.module_out, dense.block_out, dense.side_out.get("heldout"), local, seconds), block_target
+
+
+def _solve_from_weights(state: PruneState, i: int, dense: DensePass) -> Chosen:
+    """`solve_block` for a method that reads only the weights (magnitude): no pass over the data. The
+    local errors are measured later, on the pruned pass (`_measure_block`), from W_dense - W_pruned."""
+    lin, seconds, diff = state.linears[i], {}, {}
+    for group in INPUT_GROUPS:
+        t = time.perf_counter()
+        dense_w = {k: lin[k].weight.data for k in group}
+        result = state.meth.prune_group(dense_w, None, state.sparsity, state.pattern, state.opts, state.context)
+        elapsed = time.perf_counter() - t
+        state.timings["method"] += elapsed
+        for k, (w_new, keep) in result.items():
+            diff[k] = dense_w[k] - w_new
+            lin[k].weight.data.copy_(w_new)
+            state.masks[state.arch.linear_name(i, k)] = keep.cpu()
+            seconds[k] = elapsed
+    return Chosen(dense.module_out, dense.block_out, dense.side_out.get("heldout"), {}, seconds, diff)
 
 
 def advance(state: PruneState, i: int, dense: DensePass, inside: bool) -> None:
@@ -227,13 +270,24 @@ def refine_window(state: PruneState, win: Window) -> list[float] | None:
 
 def _measure_block(state: PruneState, i: int, chosen: Chosen, hidden: Hidden) -> tuple[Hidden, dict, ErrorSum]:
     """The pruned block `i` on the pruned calibration stream: its outputs, and the cumulative error of
-    every module output and of the block output against the dense shadow."""
-    cal = state.cal
+    every module output and of the block output against the dense shadow. With `chosen.diff` (a method
+    without statistics), also each module's local error ||X D^T||^2 / ||X W^T||^2 (D = W - W') on the
+    inputs X that reach it here, written into `chosen.local`."""
+    cal, lin = state.cal, state.linears[i]
     cum = {k: ErrorSum() for k in KINDS}
+    local = {k: [0.0, 0.0] for k in KINDS}
     block_err, cur, out_all = ErrorSum(), {"b": 0}, []
 
     def compare(kind, x, out):
-        cum[kind].add(chosen.module_out[kind][cur["b"]], out[cal.keeps[cur["b"]]])
+        keep = cal.keeps[cur["b"]]
+        out_r = out[keep]
+        cum[kind].add(chosen.module_out[kind][cur["b"]], out_r)
+        if chosen.diff is not None:
+            lost = (x[keep].float() @ chosen.diff[kind].float().T).reshape(-1)  # X D^T
+            whole = (out_r.float() if lin[kind].bias is None else out_r.float() - lin[kind].bias.float()).reshape(-1)
+            whole += lost  # X W^T = X W'^T + X D^T
+            local[kind][0] += float(lost @ lost)
+            local[kind][1] += float(whole @ whole)
 
     with hooks(state.linears[i], compare):
         for b, h in enumerate(hidden):
@@ -241,6 +295,8 @@ def _measure_block(state: PruneState, i: int, chosen: Chosen, hidden: Hidden) ->
             out = state.arch.run_block(state.blocks[i], h, cal.attn[b])
             block_err.add(chosen.block_out[b][cal.keeps[b]], out[cal.keeps[b]])
             out_all.append(out)
+    if chosen.diff is not None:
+        chosen.local.update({k: num / den if den > 0 else 0.0 for k, (num, den) in local.items()})
     return out_all, cum, block_err
 
 

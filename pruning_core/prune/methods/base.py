@@ -115,6 +115,9 @@ class Method:
     # Statistics recollected group by group on the partly pruned block, with dense-output targets
     # (`targets` in prune_group: kind -> X^T (Y_dense - b)); see the engine.
     sequential: ClassVar[bool] = False
+    # False: masks and weights come from the weights alone (`prune_group` gets gram=None), so the engine
+    # collects no statistics for it and measures the local error on the pruned pass instead (see the engine).
+    needs_statistics: ClassVar[bool] = True
     structured: ClassVar[bool] = False  # see StructuredMethod
 
     def options(self, values: dict[str, Any] | None = None):

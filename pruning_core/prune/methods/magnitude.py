@@ -2,8 +2,9 @@
 
 Paper: Han et al., "Learning both Weights and Connections for Efficient Neural Networks" (2015),
 one-shot, without the retraining. Scope `layer` thresholds each matrix on its own; `global` uses
-one threshold over all encoder linears (so per-module sparsity varies). The data are ignored:
-the Gram matrix is only used by the engine to report the local error.
+one threshold over all encoder linears (so per-module sparsity varies). The data are ignored
+(`needs_statistics = False`): the engine collects no Gram matrices for it and measures the local
+error on the pruned pass.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Magnitude(Method):
     paper = "Han et al. 2015, Learning both Weights and Connections for Efficient Neural Networks"
     Options = MagnitudeOptions
     colour = "#4C78A8"
+    needs_statistics = False
 
     def check_pattern(self, pattern, options) -> None:
         if pattern.is_nm and options.scope == "global":
