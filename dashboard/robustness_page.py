@@ -39,6 +39,7 @@ def label(meta_method: str, sparsity: float) -> str:
 def load_demo(path) -> None:
     """Set the sidebar to a shipped demo grid (a button callback: it runs before the widgets are drawn)."""
     st.session_state.update(presets.robustness_view(path))
+    st.session_state.pop("rob_pick", None)  # the attack picked in the browser belongs to the old grid
 
 
 def sidebar():
