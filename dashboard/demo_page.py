@@ -29,7 +29,7 @@ def open_page(page: str, settings: dict, key: str, label: str) -> None:
     if st.button(label, key=key, icon=":material/open_in_new:"):
         st.session_state.update(settings)
         st.session_state.pop("rob_pick", None)  # the Robustness browser's pick belongs to the grid it showed
-        st.switch_page(page)
+        presentation.switch_page(page)
 
 
 def narrate(sentences: list[str]) -> None:

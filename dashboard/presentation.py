@@ -143,3 +143,8 @@ def install() -> None:
     DeltaGenerator.plotly_chart = plotly_chart
     st.plotly_chart = st._main.plotly_chart  # the module-level function is bound to the main area at import
     _INSTALLED["done"] = True
+
+
+def switch_page(page: str) -> None:
+    """st.switch_page that keeps `?present=1` (a switch otherwise clears the query string)."""
+    st.switch_page(page, query_params={PARAM: "1"} if is_on() else None)

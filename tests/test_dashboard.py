@@ -574,7 +574,7 @@ def test_robustness_page_attacks_a_tiny_grid():
     assert (frame["n"] == 4).all() and frame["clean_accuracy"].between(0, 1).all()
     spec = _spec(at.get("plotly_chart")[0])  # small multiples: clean | under attack | success rate
     assert sorted(t["name"] for t in spec["data"]) == ["dense"] * 3 + ["magnitude"] * 3
-    assert all(t["x"] == ([0.0] if t["name"] == "dense" else [0.5]) for t in spec["data"])
+    assert all(t["x"] == ([0.0] if t["name"] == "dense" else [0.5]) for t in spec["data"])  # one method: no dodge
     clean = [t for t in spec["data"] if t.get("xaxis", "x") == "x"]  # the first panel
     assert sorted(y for t in clean for y in t["y"]) == pytest.approx(sorted(frame["clean_accuracy"]))
     cards = [c for c in at.get("html") if "what it put there" not in c.proto.body]  # not the colour legend

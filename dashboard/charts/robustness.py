@@ -17,6 +17,7 @@ PANELS = (("clean_accuracy", "clean accuracy", "examples predicted correctly bef
            "examples still correct after the attack, over all examples"),
           ("attack_success_rate", "attack success rate", "(clean correct − still correct) / clean correct"))
 ACCURACY_PANELS = ("clean_accuracy", "accuracy_under_attack")  # the panels a chance-level line belongs to
+DODGE = 0.012  # horizontal offset between methods at one sparsity (the hover shows the requested sparsity)
 
 
 def _trials(row: dict, measure: str) -> int | None:
@@ -63,17 +64,18 @@ def robustness_panels(rows: Iterable[dict], title: str = "Robustness vs sparsity
                         subplot_titles=[label for _, label, _ in PANELS])
     for col, (measure, label, definition) in enumerate(PANELS, start=1):
         first = col == 1
-        for method, pts in sorted(groups.items()):
+        for i, (method, pts) in enumerate(sorted(groups.items())):
             pts = sorted(pts, key=lambda r: r["sparsity"])
             ys, plus, minus = _errors(pts, measure)
-            fig.add_scatter(x=[r["sparsity"] for r in pts], y=ys, mode="lines+markers", name=method,
+            shift = DODGE * (i - (len(groups) - 1) / 2)  # side by side, so error bars at one sparsity do not hide
+            fig.add_scatter(x=[r["sparsity"] + shift for r in pts], y=ys, mode="lines+markers", name=method,
                             legendgroup=method, showlegend=first, line=dict(color=colors[method]),
                             marker=dict(color=colors[method], size=8),
                             error_y=dict(type="data", array=plus, arrayminus=minus, visible=True, thickness=1.5,
                                          width=5, color=colors[method]),
-                            customdata=[[r.get("n") or r.get("examples"), lo, hi] for r, lo, hi in
+                            customdata=[[r.get("n") or r.get("examples"), lo, hi, r["sparsity"]] for r, lo, hi in
                                         zip(pts, *_bounds(pts, measure))],
-                            hovertemplate=f"{method}, sparsity %{{x:.0%}}<br>{label} %{{y:.3f}} "
+                            hovertemplate=f"{method}, sparsity %{{customdata[3]:.0%}}<br>{label} %{{y:.3f}} "
                                           "(95% interval %{customdata[1]:.2f}-%{customdata[2]:.2f})"
                                           f"<br>%{{customdata[0]}} examples<extra>{definition}</extra>",
                             row=1, col=col)
