@@ -122,7 +122,7 @@ def test_prune_compare_learn_robustness_in_chromium(server):
         page.screenshot(path=str(SHOTS / "prune_structured.png"), full_page=True)
         assert page.get_by_test_id("stException").count() == 0
 
-        page.get_by_test_id("stSidebarNav").get_by_text("Compare").click()
+        page.get_by_test_id("stSidebarNav").get_by_text("Compare", exact=True).click()
         page.get_by_text("Compare methods").wait_for(timeout=60_000)
         page.locator(".js-plotly-plot .main-svg:visible").first.wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
@@ -278,7 +278,7 @@ def test_demo_path_in_presentation_mode(server):
         settle(page)
         page.wait_for_timeout(1000)
         assert "present=1" in page.url and page.get_by_text("chance 0.20").count() == 2
-        page.get_by_test_id("stSidebarNav").get_by_text("Compare").click()  # the menu keeps it too
+        page.get_by_test_id("stSidebarNav").get_by_text("Compare", exact=True).click()  # the menu keeps it too
         page.get_by_text("Compare methods").wait_for(timeout=60_000)
         settle(page)
         page.wait_for_url(lambda u: "present=1" in u, timeout=30_000)
