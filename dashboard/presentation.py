@@ -35,6 +35,11 @@ def is_on() -> bool:
         return False
 
 
+def scale() -> float:
+    """How much larger the page's text is (1 when off): for heights given in pixels, e.g. a table's rows."""
+    return 20 / 16 if is_on() else 1.0
+
+
 def _sync_url() -> None:
     if st.session_state.get(KEY):
         st.query_params[PARAM] = "1"

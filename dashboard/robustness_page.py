@@ -95,7 +95,7 @@ def metrics_table(rows: list[dict]) -> None:
 
     frame = pd.DataFrame(rows).drop(columns="key")
     pct = st.column_config.NumberColumn
-    st.dataframe(frame, hide_index=True, width="stretch", height=35 * (min(len(frame), 20) + 1) + 3, column_config={
+    st.dataframe(frame, hide_index=True, width="stretch", height=round(35 * presentation.scale()) * (min(len(frame), 20) + 1) + 3, column_config={
         "sparsity": pct("sparsity", format="percent", help="requested sparsity; 0 = the dense model"),
         "clean_accuracy": pct("clean acc", format="%.3f",
                               help=charts.ROBUSTNESS_MEASURES["clean_accuracy"][2]),

@@ -74,7 +74,7 @@ def test_robustness_page_opens_on_the_bbc_demo_with_three_panels(fresh_app):
     assert sum(s.get("type") == "line" and s["y0"] == s["y1"] for s in layout["shapes"]) == 3  # dense reference
     under = {t["name"]: t for t in spec["data"] if t.get("xaxis") == "x2"}  # accuracy under attack
     assert [c[3] for c in under["akrp"]["customdata"]] == [0.6, 0.7, 0.8] and under["dense"]["x"] == [0.0]
-    assert under["akrp"]["x"] == pytest.approx([0.6, 0.7, 0.8], abs=0.02)  # dodged a little, left of sparsegpt
+    assert under["akrp"]["x"] == pytest.approx([0.6, 0.7, 0.8], abs=0.03)  # dodged a little, left of sparsegpt
     assert all(a < s for a, s in zip(under["akrp"]["x"], under["sparsegpt"]["x"]))
     assert under["akrp"]["y"] == pytest.approx([0.45, 0.5, 0.5]) and under["dense"]["y"] == pytest.approx([0.65])
     for name in ("akrp", "sparsegpt"):  # error bars are the Wilson intervals of 40 examples
@@ -181,3 +181,30 @@ def test_demo_path_presets_render_on_a_fresh_store(fresh_app):
     assert not at.exception, at.exception
     assert at.multiselect(key="cmp_sparsities").value == [0.5, 0.7]
     assert "6 runs in the grid: 6 stored, 0 to compute" in [c.value for c in at.caption]
+
+
+def test_demo_path_speed_preset_submits_then_shows_a_stored_comparison(fresh_app):
+    """(b) on a fresh store: the button queues the two prunes (cancelled here); once both runs and their speed
+    measurements are stored the preset draws the speed-up of each over the dense model and narrates it."""
+    from pruning_core import jobs
+    from pruning_core.experiments.config import ExperimentConfig
+
+    configs = [ExperimentConfig.create(model="default", task="rotten_tomatoes", method=m, sparsity=0.5,
+                                       calib_size=64, seq_len=64, eval_size=500) for m in ("magnitude", "kwon")]
+    at = _app("demo_page.py")
+    at.button(key="demo_speed_run").click()
+    at.run()
+    assert not at.exception, at.exception
+    queued = [j for j in jobs.list_jobs(fresh_app) if j.kind == "prune"]
+    assert sorted(j.key for j in queued) == sorted(c.key() for c in configs)
+    for j in queued:
+        jobs.cancel(fresh_app, j.id)
+    for c, latency in zip(configs, (9.8, 4.0)):  # stand-ins for the two runs and their measurements
+        fresh_app.save({"key": c.key(), "config": c.to_dict(), "accuracy": 0.8, "dense_accuracy": 0.84})
+        fresh_app.save_speed(c.key(), {"device": "cpu", "threads": 2, "batch_sizes": [1, 32], "seq_len": 128,
+                                       "rows": [{"latency_ms": 10.0}, {"latency_ms": latency}]})
+    at = _app("demo_page.py")
+    speed = next(f for t, f in _figures(at).items() if t.startswith("Speed-up over the dense model"))
+    assert speed["data"][0]["y"] == pytest.approx([10.0 / 9.8, 10.0 / 4.0])
+    text = " ".join(m.value for m in at.markdown)
+    assert "×1.02 as fast as dense" in text and "×2.50 as fast" in text

@@ -17,7 +17,7 @@ PANELS = (("clean_accuracy", "clean accuracy", "examples predicted correctly bef
            "examples still correct after the attack, over all examples"),
           ("attack_success_rate", "attack success rate", "(clean correct − still correct) / clean correct"))
 ACCURACY_PANELS = ("clean_accuracy", "accuracy_under_attack")  # the panels a chance-level line belongs to
-DODGE = 0.012  # horizontal offset between methods at one sparsity (the hover shows the requested sparsity)
+DODGE = 0.025  # horizontal offset between methods at one sparsity (the hover shows the requested sparsity)
 
 
 def _trials(row: dict, measure: str) -> int | None:
