@@ -13,7 +13,6 @@ from dashboard.charts.robustness import interval, robustness_panels
 from dashboard.common import demo_attacks_imported, demo_imported, get_store, load_attack_row, load_run
 from pruning_core.experiments.config import ExperimentConfig
 from pruning_core.jobs import runners
-from pruning_core.robustness import RECIPES
 from pruning_core.sweeps.spec import SweepSpec, attack_grid, expand
 
 st.title("Demo path")
@@ -165,8 +164,8 @@ def robustness_preset() -> None:
         return
     recipe = view["rob_recipe"]
     presentation.note_task(view["rob_task"])
-    st.plotly_chart(robustness_panels(rows, title=f"{recipe} on {view['rob_task']}, "
-                                                  f"{view['rob_n']} examples: {RECIPES[recipe].title.split(':')[0]}"), key="demo_robustness")
+    st.plotly_chart(robustness_panels(rows, title=f"Under attack by {recipe}: {view['rob_task']}, "
+                                                  f"{view['rob_n']} examples"), key="demo_robustness")
     dense = next((r for r in rows if r["method"] == "dense"), None)
     top = max(r["sparsity"] for r in rows)
     at_top = sorted((r for r in rows if r["sparsity"] == top), key=lambda r: -r["accuracy_under_attack"])

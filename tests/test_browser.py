@@ -250,7 +250,7 @@ def test_demo_path_in_presentation_mode(server):
         page.goto(f"{server}/?present=1")
         page.get_by_role("heading", name="Demo path").wait_for(timeout=60_000)
         page.locator(".js-plotly-plot .gtitle", has_text="Accuracy after pruning").wait_for(timeout=60_000)
-        page.locator(".js-plotly-plot .gtitle", has_text="deepwordbug on bbc_news").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot .gtitle", has_text="Under attack by deepwordbug").wait_for(timeout=60_000)
         settle(page)
         page.mouse.move(0, 0)
         page.wait_for_timeout(1500)

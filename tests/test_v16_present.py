@@ -111,7 +111,7 @@ def test_presentation_mode_from_the_url_styles_every_chart(fresh_app):
     chance = [s for s in acc["layout"]["shapes"] if s.get("name") == "chance level"]
     assert [s["y0"] for s in chance] == [0.5]  # rotten_tomatoes: two classes
     assert acc["layout"]["yaxis"]["range"] == [0, 1.05]
-    rob = next(f for t, f in figs.items() if t.startswith("deepwordbug on bbc_news"))
+    rob = next(f for t, f in figs.items() if t.startswith("Under attack by deepwordbug: bbc_news"))
     chance = [s for s in rob["layout"]["shapes"] if s.get("name") == "chance level"]
     assert sorted(s["yref"] for s in chance) == ["y", "y2"] and {s["y0"] for s in chance} == {0.2}  # 5 classes
     assert all(a["font"]["size"] >= 17 for a in rob["layout"]["annotations"])

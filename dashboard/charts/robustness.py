@@ -60,7 +60,7 @@ def robustness_panels(rows: Iterable[dict], title: str = "Robustness vs sparsity
         if r is not dense and r["method"] != "dense" and r["sparsity"] != 0:
             groups.setdefault(r["method"], []).append(r)
     colors = method_colors([*groups, "dense"])
-    fig = make_subplots(rows=1, cols=len(PANELS), shared_yaxes=True, horizontal_spacing=0.04,
+    fig = make_subplots(rows=1, cols=len(PANELS), shared_yaxes=True, horizontal_spacing=0.07,
                         subplot_titles=[label for _, label, _ in PANELS])
     for col, (measure, label, definition) in enumerate(PANELS, start=1):
         first = col == 1
