@@ -150,7 +150,8 @@ def test_prune_compare_learn_robustness_in_chromium(server):
         click(page, page.get_by_role("button", name="Compute the 2 missing attacks"))
         page.mouse.move(0, 0)  # no tooltip over the screenshot
         page.get_by_text("2 attacks in the grid: 2 stored, 0 to compute").wait_for(timeout=240_000)
-        page.get_by_text("Adversarial examples").wait_for(timeout=60_000)
+        settle(page)  # the default grid's views stay beside the new ones (data-stale) until the rerun ends
+        page.get_by_text("Adversarial examples").first.wait_for(timeout=60_000)
         page.locator(".js-plotly-plot .main-svg:visible").first.wait_for(timeout=60_000)
         page.get_by_text("true label:").first.wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
