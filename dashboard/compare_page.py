@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, grid_jobs
+from dashboard import charts, grid_jobs, presentation
 from dashboard.diff_link import keys_from_points, open_pair
 from dashboard.common import (SHARED_SETTINGS, SHARED_WHY, demo_attacks_imported, demo_imported, get_store,
                               load_attack_row, load_mask, load_run)
@@ -56,6 +56,7 @@ with st.sidebar:
     recompute = st.button("Recompute all", key="cmp_recompute",
                           help="prune every run of the grid again, even the stored ones")
 
+presentation.note_task(task)  # presentation mode: the chance level on its accuracy charts
 if not chosen or not sparsities or (not patterns and any(not methods.METHODS[m].structured for m in chosen)):
     st.info("Choose at least one method, pattern and sparsity in the sidebar.")
     st.stop()

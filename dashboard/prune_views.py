@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import card_notes, charts, diagram_view, flips_view
+from dashboard import card_notes, charts, diagram_view, flips_view, presentation
 from dashboard.common import load_mask
 from dashboard.prune_actions import options_text
 from dashboard.run_actions import export_section, speed_section
@@ -19,6 +19,7 @@ from pruning_core.prune.masks import parse_pattern
 def show(res: dict) -> None:
     """A stored run's views: cards and charts (structured or unstructured), then speed and export."""
     c = res["config"]
+    presentation.note_task(c["task"])  # the chance level of its accuracy charts in presentation mode
     if charts.is_structured(res):
         meaning = res["structure"].get("budget_meaning") or methods.METHODS[c["method"]].budget_meaning
         st.subheader(f"{c['method']} · structured · budget {c['sparsity']:.0%} ({meaning}) on {c['task']} "

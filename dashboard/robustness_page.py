@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, grid_jobs
+from dashboard import charts, grid_jobs, presentation, presets
+from dashboard.charts.robustness import highlight_legend_html, robustness_panels
 from dashboard.common import (clear_attack_caches, demo_attacks_imported, get_store, load_attack_examples,
                               load_attack_row)
 from pruning_core import PrunescopeError
@@ -20,8 +21,9 @@ store = get_store()
 demo_attacks_imported()
 
 TASKS = [n for n, t in data.SHIPPED.items() if t.default_model_task]
-DEFAULT_METHODS = [m for m in ("magnitude", "wanda", "sparsegpt") if m in methods.METHODS]
 SPARSITY_OPTIONS = sorted({0.0, *SPARSITIES, *ROBUSTNESS_SPARSITIES})
+DEMOS = {"BBC News": presets.ROBUSTNESS_DEMO, "Rotten Tomatoes": presets.DEMO_DIR / "robustness_rotten_tomatoes.jsonl"}
+DEFAULT = presets.robustness_view()  # the page opens on the shipped BBC News grid: charts at once, nothing computed
 PER_PAGE = 5
 
 
@@ -34,29 +36,40 @@ def label(meta_method: str, sparsity: float) -> str:
     return "dense (sparsity 0)" if meta_method == "dense" else f"{meta_method} · {sparsity:.0%}"
 
 
+def load_demo(path) -> None:
+    """Set the sidebar to a shipped demo grid (a button callback: it runs before the widgets are drawn)."""
+    st.session_state.update(presets.robustness_view(path))
+    st.session_state.pop("rob_pick", None)  # the attack picked in the browser belongs to the old grid
+
+
 def sidebar():
     why = recipe_availability()
     with st.sidebar:
         st.header("Attack grid")
-        task = st.selectbox("Task", TASKS, key="rob_task", help="shipped tasks (each has a default model)")
-        chosen = st.multiselect("Methods", list(methods.METHODS), default=DEFAULT_METHODS, key="rob_methods")
-        sparsities = st.multiselect("Sparsities", SPARSITY_OPTIONS, default=list(ROBUSTNESS_SPARSITIES),
+        st.caption("Shipped demo grids (stored: shown at once)")
+        for i, (name, path) in enumerate(DEMOS.items()):
+            st.button(name, key=f"rob_demo_{i}", on_click=load_demo, args=(path,), icon=":material/auto_stories:",
+                      help=f"set the grid to the shipped demo {path.name}")
+        task = st.selectbox("Task", TASKS, key="rob_task", index=TASKS.index(DEFAULT["rob_task"]),
+                            help="shipped tasks (each has a default model)")
+        chosen = st.multiselect("Methods", list(methods.METHODS), default=DEFAULT["rob_methods"], key="rob_methods")
+        sparsities = st.multiselect("Sparsities", SPARSITY_OPTIONS, default=DEFAULT["rob_sparsities"],
                                     key="rob_sparsities", format_func=lambda s: f"{s:.0%}",
                                     help="0% is the dense model: attacked once and shared by every method")
-        recipe = st.selectbox("Attack recipe", list(RECIPES), key="rob_recipe",
+        recipe = st.selectbox("Attack recipe", list(RECIPES), key="rob_recipe", index=list(RECIPES).index(DEFAULT["rob_recipe"]),
                               format_func=lambda r: r if why.get(r) is None else f"{r} (unavailable here)",
                               help="; ".join(f"{n}: {r.paper}" for n, r in RECIPES.items()))
-        n = st.number_input("Examples to attack", 1, 5000, 100, key="rob_n",
+        n = st.number_input("Examples to attack", 1, 5000, DEFAULT["rob_n"], key="rob_n",
                             help="a seeded sample of the task's test split, the same for every model")
-        budget = st.number_input("Query budget per example (0 = none)", 0, 1_000_000, 0, key="rob_budget",
+        budget = st.number_input("Query budget per example (0 = none)", 0, 1_000_000, DEFAULT["rob_budget"], key="rob_budget",
                                  help="stop attacking an example after this many model queries (counted as failed)")
-        visible = st.checkbox("Attack only the words the model reads", False, key="rob_visible",
+        visible = st.checkbox("Attack only the words the model reads", DEFAULT["rob_visible"], key="rob_visible",
                               help="cut each text at the model's maximum length first: long articles (BBC News) "
                                    "attack several times faster, and no edit lands on words the model never sees")
-        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="rob_seed")
-        calib_size = st.number_input("Calibration examples", 1, 4096, 128, key="rob_calib",
+        seed = st.number_input("Seed", 0, 2**31 - 1, DEFAULT["rob_seed"], key="rob_seed")
+        calib_size = st.number_input("Calibration examples", 1, 4096, DEFAULT["rob_calib"], key="rob_calib",
                                      help="for pruning the attacked models (the shipped demo uses 128)")
-        seq_len = st.number_input("Calibration sequence length", 8, 512, 64, key="rob_seq",
+        seq_len = st.number_input("Calibration sequence length", 8, 512, DEFAULT["rob_seq"], key="rob_seq",
                                   help="for pruning the attacked models (the shipped demo uses 64)")
     return (task, chosen, sparsities, recipe, why.get(recipe), int(n), int(budget) or None, int(seed),
             int(calib_size), int(seq_len), bool(visible))
@@ -82,7 +95,7 @@ def metrics_table(rows: list[dict]) -> None:
 
     frame = pd.DataFrame(rows).drop(columns="key")
     pct = st.column_config.NumberColumn
-    st.dataframe(frame, hide_index=True, width="stretch", height=35 * (min(len(frame), 20) + 1) + 3, column_config={
+    st.dataframe(frame, hide_index=True, width="stretch", height=round(35 * presentation.scale()) * (min(len(frame), 20) + 1) + 3, column_config={
         "sparsity": pct("sparsity", format="percent", help="requested sparsity; 0 = the dense model"),
         "clean_accuracy": pct("clean acc", format="%.3f",
                               help=charts.ROBUSTNESS_MEASURES["clean_accuracy"][2]),
@@ -117,12 +130,14 @@ def browser(rows: list[dict], task: str) -> None:
                            key=f"rob_page_{key}_{kind}")
     info = data.task_info(task)
     names = info.label_names if info else ()
+    st.html(highlight_legend_html())
     for rec in shown[(int(page) - 1) * PER_PAGE:int(page) * PER_PAGE]:
         with st.container(border=True):
             st.html(charts.adversarial_example_html(rec, names))
 
 
 task, chosen, sparsities, recipe, why, n, budget, seed, calib_size, seq_len, visible = sidebar()
+presentation.note_task(task)
 r = RECIPES[recipe]
 st.caption(f"**{recipe}**: {r.title} ({r.paper}). Measures: clean accuracy, accuracy under attack (examples "
            "still correct after the attack, over all examples) and attack success rate ((clean correct − still "
@@ -170,6 +185,9 @@ if not rows:
     st.info("Nothing stored for this grid yet: compute the missing attacks above.")
     st.stop()
 metrics_table(rows)
-st.plotly_chart(charts.robustness_curves(rows, title=f"Robustness vs sparsity under {recipe} ({task})"),
+st.plotly_chart(robustness_panels(rows, title=f"Robustness vs sparsity under {recipe} ({task}, {n} examples)"),
                 key="rob_curves")
+st.caption("Error bars: 95% Wilson intervals of each proportion (for the success rate, over the examples the "
+           "model got right before the attack); where two methods' bars do not overlap, the sample tells them "
+           "apart. The dotted line in each panel is the dense model.")
 browser(rows, task)

@@ -122,7 +122,7 @@ def test_prune_compare_learn_robustness_in_chromium(server):
         page.screenshot(path=str(SHOTS / "prune_structured.png"), full_page=True)
         assert page.get_by_test_id("stException").count() == 0
 
-        page.get_by_test_id("stSidebarNav").get_by_text("Compare").click()
+        page.get_by_test_id("stSidebarNav").get_by_text("Compare", exact=True).click()
         page.get_by_text("Compare methods").wait_for(timeout=60_000)
         page.locator(".js-plotly-plot .main-svg:visible").first.wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
@@ -138,6 +138,9 @@ def test_prune_compare_learn_robustness_in_chromium(server):
         # Robustness: magnitude at 0 (dense) and 50%, 3 examples of DeepWordBug
         page.get_by_test_id("stSidebarNav").get_by_text("Robustness").click()
         page.get_by_text("Robustness under attack").first.wait_for(timeout=60_000)
+        page.get_by_text("7 attacks in the grid: 7 stored, 0 to compute").wait_for(timeout=60_000)  # BBC demo
+        click(page, page.get_by_role("button", name="Rotten Tomatoes"))  # the other shipped grid, then a small one
+        page.get_by_text("13 attacks in the grid: 13 stored, 0 to compute").wait_for(timeout=60_000)
         for name in ("wanda", "sparsegpt", "30%", "70%", "90%"):
             click(page, page.get_by_role("button", name=f"Remove {name}", exact=True))
         box = page.get_by_role("spinbutton", name="Examples to attack")
@@ -147,12 +150,13 @@ def test_prune_compare_learn_robustness_in_chromium(server):
         click(page, page.get_by_role("button", name="Compute the 2 missing attacks"))
         page.mouse.move(0, 0)  # no tooltip over the screenshot
         page.get_by_text("2 attacks in the grid: 2 stored, 0 to compute").wait_for(timeout=240_000)
-        page.get_by_text("Adversarial examples").wait_for(timeout=60_000)
+        settle(page)  # the default grid's views stay beside the new ones (data-stale) until the rerun ends
+        page.get_by_text("Adversarial examples").first.wait_for(timeout=60_000)
         page.locator(".js-plotly-plot .main-svg:visible").first.wait_for(timeout=60_000)
         page.get_by_text("true label:").first.wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
         assert page.get_by_text("true label:").count() == 3
-        assert page.locator(".js-plotly-plot .legendtext", has_text="magnitude: accuracy under attack").count() == 1
+        assert page.locator(".js-plotly-plot .legendtext", has_text="magnitude").count() == 1
         page.set_viewport_size({"width": 1500, "height": 2000})  # the app scrolls inside: show the examples
         page.wait_for_timeout(1000)
         page.screenshot(path=str(SHOTS / "robustness.png"), full_page=True)
@@ -230,4 +234,54 @@ def test_a_prune_survives_navigation_and_reload(server):
         assert page.get_by_test_id("stException").count() == 0
         second = ExperimentConfig.create(method="sparsegpt", sparsity=0.55, calib_size=48, seq_len=64, eval_size=300)
         assert store.has(second.key())
+        browser.close()
+
+
+def test_demo_path_in_presentation_mode(server):
+    """?present=1: the Demo path is the landing page, its two shipped presets drawn at once with large fonts;
+    the mode survives navigation (Robustness, on the shipped BBC News grid) and a reload. Screenshots go to
+    $PRUNESCOPE_SHOTS (default artifacts/screenshots)."""
+    pw = pytest.importorskip("playwright.sync_api")
+    shots = Path(os.environ.get("PRUNESCOPE_SHOTS", str(SHOTS)))
+    shots.mkdir(parents=True, exist_ok=True)
+    with pw.sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.set_default_timeout(120_000)
+        page.goto(f"{server}/?present=1")
+        page.get_by_role("heading", name="Demo path").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot .gtitle", has_text="Accuracy after pruning").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot .gtitle", has_text="Under attack by deepwordbug").wait_for(timeout=60_000)
+        settle(page)
+        page.mouse.move(0, 0)
+        page.wait_for_timeout(1500)
+        assert page.get_by_text("chance 0.50").count() == 1 and page.get_by_text("chance 0.20").count() == 2
+        assert page.get_by_text("do not overlap").count() == 1
+        size = page.locator(".js-plotly-plot .gtitle").first.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+        assert size >= 24, size
+        page.screenshot(path=str(shots / "demo_path_present.png"), full_page=True)
+        page.set_viewport_size({"width": 1440, "height": 2600})  # the app scrolls inside: all three presets
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "demo_path_present_full.png"), full_page=True)
+        page.set_viewport_size({"width": 1440, "height": 900})
+        assert page.get_by_test_id("stException").count() == 0
+
+        click(page, page.get_by_role("button", name="Open in Robustness"))
+        page.get_by_text("7 attacks in the grid: 7 stored, 0 to compute").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot .gtitle", has_text="Robustness vs sparsity").wait_for(timeout=60_000)
+        settle(page)
+        page.wait_for_timeout(1500)
+        assert "present=1" in page.url
+        page.screenshot(path=str(shots / "robustness_present.png"), full_page=True)
+        page.reload()
+        page.get_by_text("7 attacks in the grid").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot .gtitle", has_text="Robustness vs sparsity").wait_for(timeout=60_000)
+        settle(page)
+        page.wait_for_timeout(1000)
+        assert "present=1" in page.url and page.get_by_text("chance 0.20").count() == 2
+        page.get_by_test_id("stSidebarNav").get_by_text("Compare", exact=True).click()  # the menu keeps it too
+        page.get_by_text("Compare methods").wait_for(timeout=60_000)
+        settle(page)
+        page.wait_for_url(lambda u: "present=1" in u, timeout=30_000)
+        assert page.get_by_test_id("stException").count() == 0
         browser.close()

@@ -153,36 +153,48 @@ def test_compare_page_default_grid_is_shipped(fresh_app):
 
 
 def test_robustness_page_default_grid_is_shipped_with_its_dense_baseline(fresh_app):
-    """The Robustness page's default grid (built by sweep_spec.attack_grid from its widgets' defaults) is stored
-    after the demo import for every shipped recipe, the dense (sparsity 0) attack in particular, and the page
-    tables and plots the sparsity-0 point without computing anything."""
+    """The Robustness page opens on the shipped BBC News grid, and each shipped grid (its sidebar button) is
+    stored after the demo import for every recipe it ships, the dense (sparsity 0) attack in particular: the
+    page tables and plots it, the dense point included, without computing anything."""
     shipped = [r for p in DEMO_FILES if p.name.startswith("robustness_") for r in _rows(p)]
     assert demo.import_demo_attacks(fresh_app) == len(shipped)  # as the page does, into the store it reads
     at = _page("robustness_page.py")
-    task = at.selectbox(key="rob_task").value
-    kw = dict(n=int(at.number_input(key="rob_n").value), seed=int(at.number_input(key="rob_seed").value),
-              query_budget=int(at.number_input(key="rob_budget").value) or None,
-              visible_only=bool(at.checkbox(key="rob_visible").value),
-              calib_size=int(at.number_input(key="rob_calib").value), seq_len=int(at.number_input(key="rob_seq").value))
-    methods, sparsities = at.multiselect(key="rob_methods").value, sorted(at.multiselect(key="rob_sparsities").value)
-    assert 0.0 in sparsities and _demo_tasks("robustness_") == [task]
-    recipes = sorted({r["config"]["recipe"] for r in shipped})
-    assert recipes == ["deepwordbug", "glove-word-swap"] and at.selectbox(key="rob_recipe").value in recipes
-    for recipe in recipes:
-        configs = sweep_spec.attack_grid(task, methods, sparsities, recipes=(recipe,), **kw)
-        dense = [c for c in configs if c.dense]
-        assert len(dense) == 1 and fresh_app.attack_done(dense[0].key()), f"{recipe}: no dense baseline stored"
-        missing = [(c.meta()["method"], c.run.sparsity) for c in configs if not fresh_app.attack_done(c.key())]
-        assert not missing, f"{recipe}: the Robustness page's default grid misses {missing}"
-        at.selectbox(key="rob_recipe").set_value(recipe)
-        at.run()
-        assert not at.exception, at.exception
-        n = len(configs)
-        assert f"{n} attacks in the grid: {n} stored, 0 to compute" in [c.value for c in at.caption]
-        assert "rob_run" not in [b.key for b in at.button]
-        frame = at.dataframe[0].value
-        assert frame["method"].iloc[0] == "dense" and frame["sparsity"].iloc[0] == 0.0
-        assert len(frame) == n and (frame["n"] == kw["n"]).all()
-        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-        assert all(min(t["x"]) == 0.0 for t in spec["data"]), "every curve starts at the dense model"
+    assert at.selectbox(key="rob_task").value == "bbc_news"  # the default view: the BBC News demo
+    files = [p for p in DEMO_FILES if p.name.startswith("robustness_")]
+    assert sorted(_demo_tasks("robustness_")) == ["bbc_news", "rotten_tomatoes"]
+    for path in sorted(files, key=lambda p: p.name != "robustness_bbc_news.jsonl"):  # the default first
+        if path.name != "robustness_bbc_news.jsonl":
+            button = next(b for b in at.button if b.key and b.key.startswith("rob_demo_") and b.label in
+                          ("Rotten Tomatoes",))
+            button.click()
+            at.run()
+        task = at.selectbox(key="rob_task").value
+        assert task == _rows(path)[0]["config"]["run"]["task"]
+        kw = dict(n=int(at.number_input(key="rob_n").value), seed=int(at.number_input(key="rob_seed").value),
+                  query_budget=int(at.number_input(key="rob_budget").value) or None,
+                  visible_only=bool(at.checkbox(key="rob_visible").value),
+                  calib_size=int(at.number_input(key="rob_calib").value),
+                  seq_len=int(at.number_input(key="rob_seq").value))
+        methods, sparsities = at.multiselect(key="rob_methods").value, sorted(at.multiselect(key="rob_sparsities").value)
+        assert 0.0 in sparsities
+        recipes = sorted({r["config"]["recipe"] for r in _rows(path)})
+        assert at.selectbox(key="rob_recipe").value in recipes
+        for recipe in recipes:
+            configs = sweep_spec.attack_grid(task, methods, sparsities, recipes=(recipe,), **kw)
+            dense = [c for c in configs if c.dense]
+            assert len(dense) == 1 and fresh_app.attack_done(dense[0].key()), f"{recipe}: no dense baseline stored"
+            missing = [(c.meta()["method"], c.run.sparsity) for c in configs if not fresh_app.attack_done(c.key())]
+            assert not missing, f"{path.name} {recipe}: the page's grid misses {missing}"
+            at.selectbox(key="rob_recipe").set_value(recipe)
+            at.run()
+            assert not at.exception, at.exception
+            n = len(configs)
+            assert f"{n} attacks in the grid: {n} stored, 0 to compute" in [c.value for c in at.caption]
+            assert "rob_run" not in [b.key for b in at.button]
+            frame = at.dataframe[0].value
+            assert frame["method"].iloc[0] == "dense" and frame["sparsity"].iloc[0] == 0.0
+            assert len(frame) == n and (frame["n"] == kw["n"]).all()
+            spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+            dense_pts = [t for t in spec["data"] if t["name"] == "dense"]
+            assert len(dense_pts) == 3 and all(t["x"] == [0.0] for t in dense_pts), "the dense model in each panel"
     assert len(fresh_app.attacks()) == len(shipped)  # nothing was attacked, only read

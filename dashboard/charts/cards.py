@@ -8,8 +8,8 @@ from typing import Iterable
 from dashboard.charts.common import DENSE_COLOR
 
 
-HIGHLIGHT_ORIGINAL = "#f8c9c4"  # words the attack changed, in the original text
-HIGHLIGHT_PERTURBED = "#c9e7c3"  # their replacements, in the perturbed text
+HIGHLIGHT_ORIGINAL = "#f8c9c4"  # words the attack changed, in the original text (rose)
+HIGHLIGHT_PERTURBED = "#fdd49e"  # their replacements, in the perturbed text (amber: never green, read as "good")
 
 
 def highlight_html(text: str, spans: Iterable[Iterable[int]], color: str = HIGHLIGHT_ORIGINAL) -> str:
