@@ -81,7 +81,7 @@ SWEEP_DRY = ["sweep", "{sw_ok}", "--dry-run"]
 FINETUNE = ["finetune", "--task", "rotten_tomatoes", "--epochs", "1", "--out", "{root}/ft-out"]
 
 SUBCOMMANDS = ("prune", "eval", "list", "finetune", "attack", "export", "speed", "sweep", "results",
-               "setup-attacks", "make-splits")
+               "setup-attacks", "make-splits", "jobs")
 # a minimal valid command line per subcommand, to which one bad flag is added
 VALID = {
     "prune": PRUNE,
@@ -95,6 +95,7 @@ VALID = {
     "results": ["results"],
     "setup-attacks": ["setup-attacks"],
     "make-splits": ["make-splits", "--sst2-dev", "{tsv_no_sentence}"],
+    "jobs": ["jobs", "list"],
 }
 
 
@@ -112,6 +113,14 @@ def _top_level() -> None:
     case("prune-flag-missing-value", ["prune", "--method"], r"method")
     case("export-missing-key", ["export"], r"RUN_KEY|key|required")
     case("speed-missing-key", ["speed"], r"RUN_KEY|key|required")
+    case("jobs-missing-action", ["jobs"], r"action|required")
+    case("jobs-unknown-action", ["jobs", "bogus"], r"bogus")
+    case("jobs-watch-missing-id", ["jobs", "watch"], r"ID|required")
+    case("jobs-watch-not-a-number", ["jobs", "watch", "abc"], r"abc")
+    for action in ("watch", "cancel", "retry"):
+        case(f"jobs-{action}-unknown-id", ["jobs", action, "99999"], r"no job 99999")
+    case("jobs-list-unknown-state", ["jobs", "list", "--state", "nope"], r"nope")
+    case("jobs-list-negative-limit", ["jobs", "list", "--limit", "-1"], r"limit")
     case("sweep-missing-file", ["sweep"], r"SWEEP_FILE|file|required")
     case("make-splits-missing-flag", ["make-splits"], r"sst2-dev")
     case("finetune-missing-task", ["finetune", "--out", "{root}/ft-out"], r"task")

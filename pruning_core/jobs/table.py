@@ -45,7 +45,6 @@ CREATE TABLE IF NOT EXISTS job_pool (
 COLUMNS = ("id, kind, key, label, spec, session, state, created, started, finished, error, result_key, progress, "
            "progress_text, pid, host, recompute, cancel")
 
-_ready: set[str] = set()
 
 
 def ensure_schema(con: sqlite3.Connection) -> None:
@@ -53,15 +52,14 @@ def ensure_schema(con: sqlite3.Connection) -> None:
 
 
 def connect(store) -> sqlite3.Connection:
-    """A connection to `store`'s file with the job tables created (once per process and path);
-    autocommit mode, so callers open their own transactions with `immediate`."""
+    """A connection to `store`'s file with the job tables created; autocommit mode, so callers open their own transactions
+    with `immediate`."""
     con = sqlite3.connect(store.path, timeout=30, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA foreign_keys=ON")
     con.row_factory = sqlite3.Row
-    if str(store.path) not in _ready:
-        ensure_schema(con)
-        _ready.add(str(store.path))
+    if not con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'job_pool'").fetchone():
+        ensure_schema(con)  # checked on every connection: a store file can be replaced under the same path
     return con
 
 
