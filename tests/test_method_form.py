@@ -175,21 +175,19 @@ class Dummy(Method):
     Options = DummyOptions
 
 
-def test_a_method_registered_anywhere_appears_on_the_prune_page_with_its_knobs(monkeypatch):
+def test_a_method_registered_anywhere_appears_on_the_prune_page_with_its_knobs(monkeypatch, tmp_path):
     """One registry line and no dashboard code: the Prune page offers the method, draws its knobs from the
-    metadata, and Prune runs exactly the values set there."""
+    metadata, and Prune submits exactly the values set there (as a queued job: no pool is started, the
+    dummy method exists only in this process)."""
     from streamlit.testing.v1 import AppTest
 
-    from pruning_core.experiments import experiment
+    from pruning_core import jobs
+    from pruning_core.experiments.config import ExperimentConfig
+    from pruning_core.storage.store import Store
 
     monkeypatch.setitem(methods.METHODS, "dummy", Dummy)
-    seen = []
-
-    def fake_run(cfg, on_record=None, on_stage=None):
-        seen.append(cfg)
-        raise PrunescopeError("the dummy method does not prune")
-
-    monkeypatch.setattr(experiment, "run_experiment", fake_run)
+    monkeypatch.setenv("PRUNESCOPE_DB", str(tmp_path / "runs.sqlite"))
+    monkeypatch.setenv("PRUNESCOPE_JOB_POOL", "off")
     at = AppTest.from_file(APP, default_timeout=300)
     at.run()
     assert "dummy" in at.selectbox(key="method").options
@@ -208,6 +206,8 @@ def test_a_method_registered_anywhere_appears_on_the_prune_page_with_its_knobs(m
     at.button(key="prune_go").click()
     at.run()
     assert not at.exception, at.exception
-    assert [cfg.options_dict() for cfg in seen] == [{"strength": 0.5, "flavour": "fancy"}]
-    assert seen[0].method == "dummy"
-    assert any("the dummy method does not prune" in e.value for e in at.error)
+    queued = jobs.list_jobs(Store(tmp_path / "runs.sqlite"))
+    assert [j.kind for j in queued] == ["prune"] and queued[0].state == "queued"
+    cfg = ExperimentConfig.from_dict(queued[0].spec["config"])
+    assert cfg.method == "dummy" and cfg.options_dict() == {"strength": 0.5, "flavour": "fancy"}
+    assert queued[0].key == cfg.key()
