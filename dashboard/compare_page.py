@@ -195,7 +195,7 @@ elif results:
         a.plotly_chart(charts.heldout_curves(held), key="c_held")
         first = [r for r in results if r["config"]["seed"] == seeds[0]]  # one seed: these lines are not averaged
         older = " (the others, e.g. the shipped demo runs, predate it)" if len(held) < len(first) else ""
-        a.caption(f"{len(held)} of {len(first)} runs of seed {seeds[0]} measured held-out error{older}: the same "
+        a.caption(f"{len(held)} of {len(first)} runs{f' of seed {seeds[0]}' if len(seeds) > 1 else ''} measured held-out error{older}: the same "
                   "cumulative error on as many validation texts as calibration texts, never used to choose masks or fit weights. "
                   "Dashed above solid = the method fits its calibration texts better than new text.")
 if structured_runs:
