@@ -94,3 +94,25 @@ def test_compare_page_two_seeds_from_stored_runs():
     assert any("mean over seeds 0, 1" in c.value for c in at.caption)
     at.text_input(key="cmp_seeds").set_value("0,x").run()
     assert [e.value for e in at.error] == ["Seeds: 'x' is not a non-negative integer (write e.g. 0,1,2)"]
+
+
+def test_robustness_panels_average_attack_seeds():
+    from dashboard.charts.robustness import robustness_panels, seed_means
+
+    def row(method, sparsity, seed, clean, under):
+        return {"method": method, "sparsity": sparsity, "seed": seed, "n": 40, "clean_accuracy": clean,
+                "accuracy_under_attack": under, "attack_success_rate": (clean - under) / clean}
+
+    rows = [row("dense", 0.0, 0, 0.9, 0.5), row("wanda", 0.5, 0, 0.8, 0.3), row("wanda", 0.5, 1, 0.7, 0.4),
+            row("wanda", 0.5, 2, 0.9, 0.2), row("wanda", 0.7, 0, 0.6, 0.1)]
+    merged = {(r["method"], r["sparsity"]): r for r in seed_means(rows)}
+    assert len(merged) == 3 and merged[("wanda", 0.5)]["seeds"] == 3 and "seed_ci" not in merged[("wanda", 0.7)]
+    fig = robustness_panels(rows)
+    under = next(t for t in fig.data if t.name == "wanda" and t.xaxis == "x2")  # the accuracy-under-attack panel
+    m, lo, hi = seed_spread([0.3, 0.4, 0.2])
+    assert under.y[0] == pytest.approx(m) and under.y[1] == pytest.approx(0.1)
+    assert under.error_y.array[0] == pytest.approx(hi - m) and under.error_y.arrayminus[0] == pytest.approx(m - lo)
+    wlo, whi = accuracy_interval(0.1, 40)  # one seed: its Wilson interval
+    assert under.error_y.array[1] == pytest.approx(whi - 0.1) and under.error_y.arrayminus[1] == pytest.approx(0.1 - wlo)
+    assert under.customdata[0][0] == "mean of 3 seeds of 40 examples, 95% t-interval"
+    assert under.customdata[1][0] == "Wilson 95%, 40 examples"
