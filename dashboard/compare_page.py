@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import charts, grid_jobs, presentation
 from dashboard.diff_link import keys_from_points, open_pair
+from dashboard.seeds import parse_seeds
 from dashboard.common import (SHARED_SETTINGS, SHARED_WHY, demo_attacks_imported, demo_imported, get_store,
                               load_attack_row, load_mask, load_run)
 from pruning_core import PrunescopeError
@@ -17,12 +18,13 @@ from pruning_core.sweeps.spec import SPARSITIES, SweepSpec, expand
 
 
 def compare_spec(task: str, chosen: list[str], patterns: list[str], sparsities: list[float], calib_size: int,
-                 seq_len: int, eval_size: int | None = None) -> SweepSpec:
+                 seq_len: int, eval_size: int | None = None, seeds: tuple[int, ...] = (0,)) -> SweepSpec:
     """The grid as a sweep file would hold it: `expand` gives the page its configs (the CLI's sweep runs
-    the same spec). Patterns are left out when every method is structured."""
+    the same spec), one per seed (each seed draws its own calibration sample). Patterns are left out when
+    every method is structured."""
     spec = {"name": f"compare-{task}", "models": ["default"], "tasks": [task], "methods": list(chosen),
             "sparsities": [float(s) for s in sparsities], "calib_size": int(calib_size), "seq_len": int(seq_len),
-            "seed": 0}
+            "seed": tuple(int(s) for s in seeds)}
     if any(not methods.METHODS[m].structured for m in chosen):
         spec["patterns"] = list(patterns)
     if eval_size is not None:
@@ -51,6 +53,11 @@ with st.sidebar:
     seq_len = st.number_input("Calibration sequence length", 8, 512, SHARED_SETTINGS["seq_len"], key="cmp_seq")
     eval_n = st.number_input("Evaluation examples", 0, 100_000, SHARED_SETTINGS["eval"], key="cmp_eval",
                              help="a seeded subset of the test split; 0 = all of it (as the shipped demo runs)")
+    seeds_text = st.text_input("Seeds", "0", key="cmp_seeds",
+                               help="one seed, or several separated by commas (e.g. 0,1,2): each seed draws its own "
+                                    "calibration sample, so each is one more run per cell; with several, each point "
+                                    "is the mean over seeds and its error bar a 95% t-interval of their spread "
+                                    "(with one, the accuracy's 95% Wilson interval over the evaluated examples)")
     st.caption(SHARED_WHY)
     eval_size = int(eval_n) or None
     recompute = st.button("Recompute all", key="cmp_recompute",
@@ -61,7 +68,8 @@ if not chosen or not sparsities or (not patterns and any(not methods.METHODS[m].
     st.info("Choose at least one method, pattern and sparsity in the sidebar.")
     st.stop()
 try:
-    spec = compare_spec(task, chosen, patterns, sparsities, calib_size, seq_len, eval_size)
+    seeds = parse_seeds(seeds_text)
+    spec = compare_spec(task, chosen, patterns, sparsities, calib_size, seq_len, eval_size, tuple(seeds))
     configs = list(expand(spec))
 except PrunescopeError as exc:
     st.error(str(exc))
@@ -164,7 +172,7 @@ elif results:
     a, b = st.columns(2)
     ev = a.plotly_chart(charts.sweep_curves(results, "accuracy", "Accuracy vs sparsity", "clean accuracy"),
                         key="c_acc", on_select="rerun", selection_mode="points")
-    picked = keys_from_points(ev, list(charts._by_label(results).values()))
+    picked = keys_from_points(ev, [[p[0] for p in pts] for pts in charts.point_runs(results).values()])
     if len(picked) == 2 and a.button("Compare these two", key="c_compare_two", icon=":material/compare_arrows:",
                                      help="open the two picked runs on the Run vs run page"):
         open_pair(*picked)
@@ -174,16 +182,22 @@ elif results:
         a.caption("Click a point, then shift-click another, to compare the two runs side by side.")
     b.plotly_chart(charts.sweep_curves(results, "final_cumulative_error", "Cumulative error at the last block",
                                        "cumulative error"), key="c_cum")
+    if len(seeds) > 1:
+        a.caption(f"Each point: the mean over seeds {', '.join(map(str, seeds))} (where stored); error bars: 95% "
+                  "t-intervals of the spread across seeds. Clicking a point picks its first seed's run.")
+    else:
+        a.caption("Error bars: 95% Wilson intervals of each accuracy over the evaluated examples.")
     a.plotly_chart(charts.sweep_curves(results, "mean_local_error", "Mean local reconstruction error",
                                        "local error"), key="c_loc")
     b.plotly_chart(charts.prune_time_bars(results + structured_runs), key="c_time")
-    held = [r for r in results if charts.run_heldout_error(r) is not None]
+    held = [r for r in results if charts.run_heldout_error(r) is not None and r["config"]["seed"] == seeds[0]]
     if held:
         a.plotly_chart(charts.heldout_curves(held), key="c_held")
-        older = " (the others, e.g. the shipped demo runs, predate it)" if len(held) < len(results) else ""
-        a.caption(f"{len(held)} of {len(results)} runs measured held-out error{older}: the same cumulative error "
-                  "on as many validation texts as calibration texts, never used to choose masks or fit weights. "
+        first = [r for r in results if r["config"]["seed"] == seeds[0]]  # one seed: these lines are not averaged
+        older = " (the others, e.g. the shipped demo runs, predate it)" if len(held) < len(first) else ""
+        a.caption(f"{len(held)} of {len(first)} runs{f' of seed {seeds[0]}' if len(seeds) > 1 else ''} measured held-out error{older}: the same "
+                  "cumulative error on as many validation texts as calibration texts, never used to choose masks or fit weights. "
                   "Dashed above solid = the method fits its calibration texts better than new text.")
 if structured_runs:
-    structured_section(structured_runs)
+    structured_section([r for r in structured_runs if r["config"]["seed"] == seeds[0]])  # first seed's runs
 robustness_section()

@@ -148,7 +148,7 @@ def robustness_preset() -> None:
     st.subheader("3 · Does a pruned model stay robust?")
     view = presets.robustness_view()
     configs = attack_grid(view["rob_task"], view["rob_methods"], view["rob_sparsities"],
-                          recipes=(view["rob_recipe"],), n=view["rob_n"], seed=view["rob_seed"],
+                          recipes=(view["rob_recipe"],), n=view["rob_n"], seed=int(view["rob_seeds"]),
                           query_budget=view["rob_budget"] or None, visible_only=view["rob_visible"],
                           calib_size=view["rob_calib"], seq_len=view["rob_seq"])
     rows = []

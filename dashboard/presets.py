@@ -31,7 +31,7 @@ def robustness_view(path: Path = ROBUSTNESS_DEMO) -> dict:
     return {"rob_task": first["run"]["task"], "rob_methods": methods,
             "rob_sparsities": sorted({float(r["sparsity"]) for r in runs}), "rob_recipe": first["recipe"],
             "rob_n": int(first["n"]), "rob_budget": int(first.get("query_budget") or 0),
-            "rob_visible": bool(first.get("visible_only", False)), "rob_seed": int(first["seed"]),
+            "rob_visible": bool(first.get("visible_only", False)), "rob_seeds": str(int(first["seed"])),
             "rob_calib": int(first["run"]["calib_size"]), "rob_seq": int(first["run"]["seq_len"])}
 
 

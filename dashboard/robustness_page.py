@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import charts, grid_jobs, presentation, presets
 from dashboard.charts.robustness import highlight_legend_html, robustness_panels
+from dashboard.seeds import parse_seeds
 from dashboard.common import (clear_attack_caches, demo_attacks_imported, get_store, load_attack_examples,
                               load_attack_row)
 from pruning_core import PrunescopeError
@@ -66,12 +67,15 @@ def sidebar():
         visible = st.checkbox("Attack only the words the model reads", DEFAULT["rob_visible"], key="rob_visible",
                               help="cut each text at the model's maximum length first: long articles (BBC News) "
                                    "attack several times faster, and no edit lands on words the model never sees")
-        seed = st.number_input("Seed", 0, 2**31 - 1, DEFAULT["rob_seed"], key="rob_seed")
+        seeds = st.text_input("Seeds", DEFAULT["rob_seeds"], key="rob_seeds",
+                              help="the seed of the attacked sample, or several separated by commas (e.g. 0,1,2): "
+                                   "one attack per seed and model; with several, each point is the mean over seeds "
+                                   "and its error bar a 95% t-interval of their spread (with one, a Wilson interval)")
         calib_size = st.number_input("Calibration examples", 1, 4096, DEFAULT["rob_calib"], key="rob_calib",
                                      help="for pruning the attacked models (the shipped demo uses 128)")
         seq_len = st.number_input("Calibration sequence length", 8, 512, DEFAULT["rob_seq"], key="rob_seq",
                                   help="for pruning the attacked models (the shipped demo uses 64)")
-    return (task, chosen, sparsities, recipe, why.get(recipe), int(n), int(budget) or None, int(seed),
+    return (task, chosen, sparsities, recipe, why.get(recipe), int(n), int(budget) or None, seeds,
             int(calib_size), int(seq_len), bool(visible))
 
 
@@ -82,12 +86,12 @@ def summary_rows(done: list) -> list[dict]:
         if row is None:
             continue
         s, meta = row["summary"], cfg.meta()
-        rows.append({"key": cfg.key(), "method": meta["method"], "sparsity": meta["sparsity"],
+        rows.append({"key": cfg.key(), "method": meta["method"], "sparsity": meta["sparsity"], "seed": cfg.seed,
                      "clean_accuracy": s["clean_accuracy"], "accuracy_under_attack": s["accuracy_under_attack"],
                      "attack_success_rate": s["attack_success_rate"],
                      "avg_perturbed_word_pct": s["avg_perturbed_word_pct"], "avg_queries": s["avg_queries"],
                      "n": s["examples"]})
-    return sorted(rows, key=lambda r: (r["method"] != "dense", r["method"], r["sparsity"]))
+    return sorted(rows, key=lambda r: (r["method"] != "dense", r["method"], r["sparsity"], r["seed"]))
 
 
 def metrics_table(rows: list[dict]) -> None:
@@ -107,6 +111,7 @@ def metrics_table(rows: list[dict]) -> None:
                                       help="mean over successful attacks of 100 × changed words / words"),
         "avg_queries": pct("avg queries", format="%.1f", help="mean model queries over attacked examples"),
         "n": pct("n", help="examples attacked (a seeded sample of the test split)"),
+        "seed": pct("seed", help="the seed of the attacked sample"),
     })
 
 
@@ -115,7 +120,8 @@ def browser(rows: list[dict], task: str) -> None:
     by_key = {r["key"]: r for r in rows}
     c1, c2 = st.columns([1, 2])
     key = c1.selectbox("Attack", list(by_key), key="rob_pick",
-                       format_func=lambda k: label(by_key[k]["method"], by_key[k]["sparsity"]))
+                       format_func=lambda k: label(by_key[k]["method"], by_key[k]["sparsity"])
+                       + (f", seed {by_key[k]['seed']}" if len(seeds) > 1 else ""))
     examples = load_attack_examples(key)
     counts = {t: sum(e["result"] == t for e in examples) for t in ("successful", "failed", "skipped")}
     kind = c2.radio("Show", ["all", *counts], horizontal=True, key="rob_filter",
@@ -136,7 +142,7 @@ def browser(rows: list[dict], task: str) -> None:
             st.html(charts.adversarial_example_html(rec, names))
 
 
-task, chosen, sparsities, recipe, why, n, budget, seed, calib_size, seq_len, visible = sidebar()
+task, chosen, sparsities, recipe, why, n, budget, seeds_text, calib_size, seq_len, visible = sidebar()
 presentation.note_task(task)
 r = RECIPES[recipe]
 st.caption(f"**{recipe}**: {r.title} ({r.paper}). Measures: clean accuracy, accuracy under attack (examples "
@@ -148,8 +154,10 @@ if not chosen or not sparsities:
     st.info("Choose at least one method and one sparsity in the sidebar.")
     st.stop()
 try:
-    configs = attack_grid(task, chosen, sorted(sparsities), recipes=(recipe,), n=n, seed=seed,
-                          query_budget=budget, visible_only=visible, calib_size=calib_size, seq_len=seq_len)
+    seeds = parse_seeds(seeds_text)
+    configs = [c for seed in seeds for c in attack_grid(  # one attack sample per seed
+        task, chosen, sorted(sparsities), recipes=(recipe,), n=n, seed=seed, query_budget=budget,
+        visible_only=visible, calib_size=calib_size, seq_len=seq_len)]
 except PrunescopeError as exc:
     st.error(str(exc))
     st.stop()
@@ -187,7 +195,10 @@ if not rows:
 metrics_table(rows)
 st.plotly_chart(robustness_panels(rows, title=f"Robustness vs sparsity under {recipe} ({task}, {n} examples)"),
                 key="rob_curves")
-st.caption("Error bars: 95% Wilson intervals of each proportion (for the success rate, over the examples the "
-           "model got right before the attack); where two methods' bars do not overlap, the sample tells them "
-           "apart. The dotted line in each panel is the dense model.")
+WILSON = ("95% Wilson intervals of each proportion (for the success rate, over the examples the model got right "
+          "before the attack)")
+st.caption((f"Each point: the mean over the attack seeds {', '.join(map(str, seeds))}, its error bar a 95% "
+            f"t-interval of their spread (a point with one seed stored so far: {WILSON})" if len(seeds) > 1 else
+            f"Error bars: {WILSON}") + "; where two methods' bars do not overlap, the sample tells them apart. "
+           "The dotted line in each panel is the dense model.")
 browser(rows, task)

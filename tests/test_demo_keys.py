@@ -170,7 +170,7 @@ def test_robustness_page_default_grid_is_shipped_with_its_dense_baseline(fresh_a
             at.run()
         task = at.selectbox(key="rob_task").value
         assert task == _rows(path)[0]["config"]["run"]["task"]
-        kw = dict(n=int(at.number_input(key="rob_n").value), seed=int(at.number_input(key="rob_seed").value),
+        kw = dict(n=int(at.number_input(key="rob_n").value), seed=int(at.text_input(key="rob_seeds").value),
                   query_budget=int(at.number_input(key="rob_budget").value) or None,
                   visible_only=bool(at.checkbox(key="rob_visible").value),
                   calib_size=int(at.number_input(key="rob_calib").value),

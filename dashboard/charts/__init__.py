@@ -59,6 +59,8 @@ from dashboard.charts.sweeps import (  # noqa: F401
     _run_label,
     _by_label,
     _style,
+    point_runs,
+    seed_point,
     sweep_curves,
     heldout_curves,
     prune_time_bars,

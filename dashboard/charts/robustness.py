@@ -4,13 +4,14 @@ interval (pruning_core.measure.intervals) as error bars."""
 
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.charts.common import DENSE_COLOR, method_colors
-from pruning_core.measure.intervals import accuracy_interval
+from pruning_core.measure.intervals import accuracy_interval, seed_spread
 
 PANELS = (("clean_accuracy", "clean accuracy", "examples predicted correctly before any attack, over all examples"),
           ("accuracy_under_attack", "accuracy under attack",
@@ -33,8 +34,38 @@ def _trials(row: dict, measure: str) -> int | None:
 
 
 def interval(row: dict, measure: str) -> tuple[float, float] | None:
-    """The 95% Wilson interval of one row's `measure` (None where the measure or its sample is missing)."""
+    """The 95% interval of one row's `measure`: across seeds for a row of seed_means, else the Wilson interval
+    of its sample (None where the measure or its sample is missing)."""
+    if "seed_ci" in row:
+        return row["seed_ci"].get(measure)
     return accuracy_interval(row.get(measure), _trials(row, measure))
+
+
+def seed_means(rows: Iterable[dict]) -> list[dict]:
+    """The rows of one (method, sparsity) at several attack seeds as one row: each measure the mean over seeds,
+    its 95% t-interval (intervals.seed_spread) in `seed_ci`, `seeds` how many. A single row is kept as it is."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["sparsity"]), []).append(r)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        row, ci = {**group[0], "seeds": len(group)}, {}
+        for measure, _, _ in PANELS:
+            m, lo, hi = seed_spread([r.get(measure) for r in group])
+            row[measure] = None if math.isnan(m) else m
+            ci[measure] = None if math.isnan(m) else (lo, hi)
+        out.append({**row, "seed_ci": ci})
+    return out
+
+
+def _sample(row: dict) -> str:
+    n = row.get("n") or row.get("examples")
+    if row.get("seeds", 1) > 1:
+        return f"mean of {row['seeds']} seeds of {n} examples, 95% t-interval"
+    return f"Wilson 95%, {n} examples"
 
 
 def _errors(rows: list[dict], measure: str) -> tuple[list, list, list]:
@@ -52,8 +83,9 @@ def robustness_panels(rows: Iterable[dict], title: str = "Robustness vs sparsity
     sparsity. `rows`: attack summaries with method, sparsity, n and the three measures (None = undefined).
     Pruned models: one colour per method, a line through its sparsities; the dense model (method 'dense' or
     sparsity 0): a gray point at 0 and a dotted horizontal reference line across each panel. Error bars: 95%
-    Wilson intervals. Axes are fixed (fractions 0-1, sparsity 0-1) so a sequence of grids compares by eye."""
-    rows = list(rows)
+    Wilson intervals; rows of several attack seeds at one (method, sparsity) are drawn as their mean with a 95%
+    t-interval (seed_means). Axes are fixed (fractions 0-1, sparsity 0-1) so a sequence of grids compares by eye."""
+    rows = seed_means(rows)
     dense = next((r for r in rows if r["method"] == "dense" or r["sparsity"] == 0), None)
     groups: dict[str, list[dict]] = {}
     for r in rows:
@@ -73,11 +105,11 @@ def robustness_panels(rows: Iterable[dict], title: str = "Robustness vs sparsity
                             marker=dict(color=colors[method], size=8),
                             error_y=dict(type="data", array=plus, arrayminus=minus, visible=True, thickness=1.5,
                                          width=5, color=colors[method]),
-                            customdata=[[r.get("n") or r.get("examples"), lo, hi, r["sparsity"]] for r, lo, hi in
+                            customdata=[[_sample(r), lo, hi, r["sparsity"]] for r, lo, hi in
                                         zip(pts, *_bounds(pts, measure))],
                             hovertemplate=f"{method}, sparsity %{{customdata[3]:.0%}}<br>{label} %{{y:.3f}} "
                                           "(95% interval %{customdata[1]:.2f}-%{customdata[2]:.2f})"
-                                          f"<br>%{{customdata[0]}} examples<extra>{definition}</extra>",
+                                          f"<br>%{{customdata[0]}}<extra>{definition}</extra>",
                             row=1, col=col)
         if dense is not None and dense.get(measure) is not None:
             ys, plus, minus = _errors([dense], measure)
@@ -86,10 +118,10 @@ def robustness_panels(rows: Iterable[dict], title: str = "Robustness vs sparsity
                             marker=dict(color=DENSE_COLOR, size=9, symbol="diamond"),
                             error_y=dict(type="data", array=plus, arrayminus=minus, visible=True, thickness=1.5,
                                          width=5, color=DENSE_COLOR),
-                            customdata=[[dense.get("n") or dense.get("examples"), lo[0], hi[0]]],
+                            customdata=[[_sample(dense), lo[0], hi[0]]],
                             hovertemplate=f"dense model<br>{label} %{{y:.3f}} (95% interval "
-                                          "%{customdata[1]:.2f}-%{customdata[2]:.2f})<br>%{customdata[0]} "
-                                          f"examples<extra>{definition}</extra>", row=1, col=col)
+                                          "%{customdata[1]:.2f}-%{customdata[2]:.2f})<br>%{customdata[0]}"
+                                          f"<extra>{definition}</extra>", row=1, col=col)
             fig.add_hline(y=dense[measure], line_dash="dot", line_color=DENSE_COLOR, row=1, col=col,
                           annotation_text=f"dense {dense[measure]:.2f}", annotation_position="top right")
         fig.update_xaxes(title_text="sparsity", row=1, col=col)

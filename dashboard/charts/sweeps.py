@@ -11,6 +11,7 @@ from dashboard.charts.accessors import FLOPS_HELP, _flops_value, flops_reduction
 from dashboard.charts.common import PATTERN_SYMBOLS, method_colors
 from dashboard.charts.common import tidy_builders
 from dashboard.charts.errors import CUM_HELP, HELDOUT_HELP
+from pruning_core.measure.intervals import accuracy_interval, seed_spread
 
 
 def _run_label(config: dict) -> str:
@@ -31,26 +32,69 @@ def _style(rows: list[dict], colors: dict) -> tuple[bool, str, str]:
     return c["pattern"] != "unstructured", colors[c["method"]], PATTERN_SYMBOLS.get(c["pattern"], "triangle-up")
 
 
+def _measure_value(r: dict, measure: str) -> float | None:
+    if measure == "final_cumulative_error":
+        return r["blocks"][-1]["cumulative_error"]
+    if measure == "mean_local_error":
+        return float(np.mean([layer["local_error"] for layer in r["layers"]]))
+    return r.get(measure)
+
+
+def point_runs(results: Iterable[dict]) -> dict[str, list[list[dict]]]:
+    """Per (method, pattern) label, its points in sparsity order, each the runs of one requested sparsity
+    (one per seed, in seed order): the point sweep_curves draws from them."""
+    out = {}
+    for label, rows in _by_label(results).items():
+        by_s: dict[float, list[dict]] = {}
+        for r in rows:
+            by_s.setdefault(r["config"]["sparsity"], []).append(r)
+        out[label] = [sorted(v, key=lambda r: r["config"].get("seed", 0)) for _, v in sorted(by_s.items())]
+    return out
+
+
+def seed_point(runs: list[dict], measure: str) -> dict:
+    """One point of a curve from the runs of its seeds: x = mean achieved sparsity; with several seeds y = the
+    mean over seeds and (lo, hi) its 95% Student-t interval (intervals.seed_spread); with one seed y = the
+    run's value and, for accuracy, (lo, hi) its 95% Wilson interval over the evaluated examples (else none)."""
+    values = [_measure_value(r, measure) for r in runs]
+    x = float(np.mean([r["achieved_sparsity"] for r in runs]))
+    n = runs[0].get("eval_examples")
+    if len(runs) > 1:
+        y, lo, hi = seed_spread(values)
+        how = f"mean of {len(runs)} seeds, 95% t-interval"
+    else:
+        y, lo, hi, how = values[0], None, None, ""
+        if measure == "accuracy":
+            ci = runs[0].get("accuracy_ci") or accuracy_interval(y, n)
+            if ci is not None:
+                lo, hi = ci
+                how = f"Wilson 95%, {n} examples"
+    return {"x": x, "y": y, "lo": lo, "hi": hi, "seeds": len(runs), "how": how, "key": runs[0].get("key")}
+
+
 def sweep_curves(results: list[dict], measure: str, title: str, y_title: str) -> go.Figure:
-    """One line per (method, pattern) of `measure` against requested sparsity, from result JSONs.
+    """One line per (method, pattern) of `measure` against achieved sparsity, from result JSONs; runs of the
+    same config at several seeds make one point (seed_point: the mean with a 95% t-interval as error bars;
+    one seed: the value, with its Wilson interval for accuracy).
     `measure` is a top-level key, or 'final_cumulative_error' / 'mean_local_error'.
     Colour = method (Method.colour); marker = pattern (N:M runs are single markers)."""
-    def value(r):
-        if measure == "final_cumulative_error":
-            return r["blocks"][-1]["cumulative_error"]
-        if measure == "mean_local_error":
-            return float(np.mean([layer["local_error"] for layer in r["layers"]]))
-        return r[measure]
-
-    groups = _by_label(results)
-    colors = method_colors(rows[0]["config"]["method"] for rows in groups.values())
+    groups = point_runs(results)
+    colors = method_colors(pts[0][0]["config"]["method"] for pts in groups.values())
     fig = go.Figure()
-    for label, rows in groups.items():
-        nm, color, symbol = _style(rows, colors)
-        fig.add_scatter(x=[r["achieved_sparsity"] for r in rows], y=[value(r) for r in rows], name=label,
+    for label, pts in groups.items():
+        nm, color, symbol = _style([p[0] for p in pts], colors)
+        points = [seed_point(p, measure) for p in pts]
+        bars = any(p["lo"] is not None for p in points)
+        fig.add_scatter(x=[p["x"] for p in points], y=[p["y"] for p in points], name=label,
                         mode="markers" if nm else "lines+markers", line=dict(color=color),
                         marker=dict(size=11 if nm else 7, color=color, symbol=symbol),
-                        hovertemplate=f"{label}<br>achieved sparsity %{{x:.3f}}<br>{y_title} %{{y:.4g}}<extra></extra>")
+                        error_y=dict(type="data", visible=bars, thickness=1.2, width=4, color=color,
+                                     array=[None if p["hi"] is None else p["hi"] - p["y"] for p in points],
+                                     arrayminus=[None if p["lo"] is None else p["y"] - p["lo"] for p in points]),
+                        customdata=[[p["lo"], p["hi"], p["how"]] for p in points],
+                        hovertemplate=f"{label}<br>achieved sparsity %{{x:.3f}}<br>{y_title} %{{y:.4g}}"
+                                      + ("<br>%{customdata[0]:.3f}-%{customdata[1]:.3f} (%{customdata[2]})"
+                                         if bars else "") + "<extra></extra>")
     if measure == "accuracy" and results:
         fig.add_hline(y=results[0]["dense_accuracy"], line_dash="dot", line_color="gray",
                       annotation_text="dense", annotation_position="bottom left")
