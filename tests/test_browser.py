@@ -234,6 +234,20 @@ def test_a_prune_survives_navigation_and_reload(server):
         assert page.get_by_test_id("stException").count() == 0
         second = ExperimentConfig.create(method="sparsegpt", sparsity=0.55, calib_size=48, seq_len=64, eval_size=300)
         assert store.has(second.key())
+        # the finished run's views: intervals, the run environment, the examples that flip, the encoder diagram
+        for text in ("95% CI", "Run environment:", "Examples that flip", "Where the model lost weights"):
+            page.get_by_text(text).first.wait_for(timeout=60_000)
+        page.get_by_text("Examples that flip").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "views_flips.png"))
+        page.get_by_text("Where the model lost weights").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "views_diagram.png"))
+        # run against run: two stored runs of the same model, overlaid
+        page.get_by_test_id("stSidebarNav").get_by_text("Run vs run").click()
+        page.get_by_text("Run against run").wait_for(timeout=60_000)
+        page.get_by_text("95% CI").first.wait_for(timeout=60_000)
+        settle(page)
+        page.screenshot(path=str(shots / "run_vs_run.png"), full_page=True)
+        assert page.get_by_test_id("stException").count() == 0
         browser.close()
 
 

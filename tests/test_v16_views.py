@@ -10,6 +10,8 @@ import pytest
 
 from v16_runs import tiny_pair
 
+from pruning_core.storage.demo import demo_keys
+
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
 
@@ -90,7 +92,7 @@ def test_diff_page_picks_and_demo_runs_without_masks(pair):
     at.run()
     assert not at.exception, at.exception
     runs = store.runs()
-    demo = runs[(runs["model"] == "default") & ~runs["key"].isin([a, b])]["key"].iloc[0]
+    demo = runs[(runs["model"] == "default") & runs["key"].isin(demo_keys())]["key"].iloc[0]  # a shipped run
     at.selectbox(key="diff_a").set_value(a)
     at.run()
     assert any(o.endswith(b) for o in at.selectbox(key="diff_b").options)  # labels end with the key
@@ -186,7 +188,7 @@ def test_demo_run_says_re_run_to_see_flips(pair):
     store, a, b = pair
     demo_imported()
     runs = store.runs()
-    demo = runs[~runs["key"].isin([a, b]) & (runs["pattern"] != "structured")]["key"].iloc[0]
+    demo = runs[runs["key"].isin(demo_keys()) & (runs["pattern"] != "structured")]["key"].iloc[0]  # a shipped run
     at = _open_in_prune_views(demo)
     assert any("re-run it" in i.value and "flip" in i.value for i in at.info)
     assert any(c.value.startswith("95% CI") for c in at.caption)  # computed from accuracy and eval_examples
