@@ -10,13 +10,13 @@ kernels, so it changes nothing here: the numbers say so honestly; structured run
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from functools import lru_cache
 
 import torch
 
+from pruning_core.core import environment
 from pruning_core.core.errors import PrunescopeError
 
 DEFAULT_SEQ_LEN = 64
@@ -29,15 +29,7 @@ def device_string(device: str) -> str:
     dev = torch.device(device)
     if dev.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(dev)}"
-    name = ""
-    try:  # psutil has no processor name: /proc/cpuinfo on Linux, platform.processor() elsewhere
-        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
-            if line.lower().startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{dev.type}: {name or platform.processor() or platform.machine()}"
+    return f"{dev.type}: {environment.cpu_model()}"
 
 
 def token_ids(tokenizer, seq_len: int, batch: int, seed: int = 0) -> torch.Tensor:
