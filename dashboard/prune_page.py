@@ -205,6 +205,22 @@ def button_label(state: str, job) -> str:
     return "Prune"
 
 
+def warm(settings: dict) -> None:
+    """Once per session and model/task/calibration: let the job pool load the dense model, evaluate it and run
+    the dense shadow of the calibration texts now, while the speaker talks, so the first Prune pays only for
+    pruning (nothing happens while a pool is already running; `PRUNESCOPE_WARM=off` turns it off)."""
+    cfg = make_config(settings)
+    what = (cfg.model, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed, cfg.eval_size, cfg.fresh_head)
+    done = st.session_state.setdefault("_warmed", set())
+    if what in done:
+        return
+    done.add(what)
+    try:
+        jobs.warm_up(store, cfg.to_dict())
+    except PrunescopeError:  # a full queue: the prune itself will say so
+        pass
+
+
 def cancel(job_id: int) -> None:
     jobs.cancel(store, job_id)
 
@@ -223,11 +239,12 @@ def retry(job_id: int) -> None:
 
 
 @st.fragment(run_every=1.0)
-def live_panel(job_id: int) -> None:
-    """The followed job's progress, redrawn every second from its events in the store; when it ends, the
-    whole page reruns (a done prune opens its run; a failed or cancelled one says why)."""
+def live_panel(job_id: int, seen: str) -> None:
+    """The followed job's progress, redrawn every second from its events in the store; when its state moves on
+    from `seen` (the state the page was drawn with), the whole page reruns, so the Prune button's label
+    follows (Queued -> Running), a done prune opens its run, and a failed or cancelled one says why."""
     job = jobs.get(store, job_id)
-    if job is None or not job.active:
+    if job is None or not job.active or job.state != seen:
         st.rerun()
     with st.container(border=True):
         st.markdown(f"**{job.label}** · job {job.id} · {job.state}")
@@ -257,6 +274,8 @@ if REQUESTED:
     submit(settings, recompute=REQUESTED == "again")
 job = followed_job()
 state, active = config_state(settings)
+if state != "invalid":
+    warm(settings)
 label = button_label(state, active)
 with slot:
     c1, c2 = st.columns(2)
@@ -273,7 +292,7 @@ with TOP:
                f"tokens, evaluation {settings['eval_size'] or 'the whole test split'}, seed {settings['seed']}"
                if settings["task"] else "Choose a task in the sidebar.")
 if job is not None and job.active:
-    live_panel(job.id)
+    live_panel(job.id, job.state)
 elif job is not None:
     ended_panel(job)
 key = st.session_state.get("run_key")

@@ -15,6 +15,10 @@ os.environ["PRUNESCOPE_DB"] = os.path.join(_TMP, "runs.sqlite")
 os.environ.pop("PRUNESCOPE_PASSWORD", None)  # a developer's own classroom password would lock the app tests
 # attack resources (stop words, WordNet copy, TextAttack cache) in a temporary folder too
 os.environ["PRUNESCOPE_NLTK_DATA"] = os.path.join(_TMP, "nltk_data")
+# pools started by tests end soon after their last job; no page warms a pool unasked (tests that count
+# jobs would see the warm-up job; tests/test_warm.py turns it on)
+os.environ.setdefault("PRUNESCOPE_JOB_IDLE", "10")
+os.environ.setdefault("PRUNESCOPE_WARM", "off")
 
 import pytest
 import torch

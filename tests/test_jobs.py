@@ -207,3 +207,44 @@ def test_cli_background_watch_list(store):
     stored = cli(*args, env=env)
     assert stored.returncode == 0 and "already stored" in stored.stdout
     assert cli("jobs", "cancel", str(job_id), env=env).returncode == 1  # it has ended
+
+
+def test_warm_up_loads_ahead_then_a_prune_reuses_it(tmp_path, monkeypatch):
+    """A warm-up job (what the Prune page queues when no pool runs) loads the dense model, evaluates it and
+    runs the calibration's dense shadow in the worker; a prune of the same model, task and calibration that
+    follows in that worker reuses the dense evaluation, and matches a prune without warm-up. While the pool
+    lives a second warm-up queues nothing; PRUNESCOPE_WARM=off turns it off."""
+    for k, v in (ENV | {"PRUNESCOPE_WARM": "on"}).items():
+        monkeypatch.setenv(k, v)
+    s = Store(tmp_path / "warm.sqlite")
+    monkeypatch.setenv("PRUNESCOPE_DB", str(s.path))
+    cfg = ExperimentConfig.create(method="wanda", sparsity=0.5, calib_size=8, seq_len=32, eval_size=24, seed=3)
+    try:
+        monkeypatch.setenv("PRUNESCOPE_WARM", "off")
+        assert jobs.warm_up(s, cfg.to_dict()) is None and rows(s) == 0
+        monkeypatch.setenv("PRUNESCOPE_WARM", "on")
+        warm = jobs.warm_up(s, cfg.to_dict())
+        assert warm is not None and warm.kind == "warm" and "warm-up" in warm.label
+        done = jobs.wait(s, warm.id, timeout=240)
+        assert done.state == "done", done.error
+        stages = [e["data"].get("text") for e in jobs.events(s, warm.id)]
+        assert "running the dense model on the calibration texts" in stages
+        assert jobs.warm_up(s, cfg.to_dict()) is None  # the pool (and its warm worker) still runs
+        job, how = jobs.submit(s, "prune", {"config": cfg.to_dict()})
+        assert how == "queued"
+        assert jobs.wait(s, job.id, timeout=240).state == "done"
+        stages = [e["data"].get("text") for e in jobs.events(s, job.id)]
+        assert any("kept from an earlier run" in (t or "") for t in stages), stages
+        warmed = s.load(cfg.key())
+    finally:
+        with table.reading(s) as con:
+            pool = table.pool_row(con)
+        if pool and pool["pid"]:
+            os.kill(pool["pid"], signal.SIGTERM)
+    from pruning_core.experiments.experiment import run_experiment
+
+    plain = run_experiment(cfg)  # this process: nothing warmed for this seed
+    assert warmed["accuracy"] == plain.pruned.accuracy
+    for field in ("cumulative_error", "heldout_error"):
+        assert [b[field] for b in warmed["blocks"]] == \
+            pytest.approx([getattr(b, field) for b in plain.prune.blocks], rel=1e-5)

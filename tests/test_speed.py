@@ -125,3 +125,19 @@ def test_magnitude_local_error_is_measured_on_the_pruned_pass(dense, calib):
             assert got == pytest.approx(want, rel=1e-4)
         with torch.no_grad():
             hidden = [arch.run_block(bp, h, a) for h, a in zip(hidden, attn)]
+
+
+@pytest.mark.parametrize("second", ["sparsegpt", "magnitude", "akrp"])
+def test_warm_fills_the_dense_shadow_ahead_of_any_method(dense, calib, held, second):
+    """`engine.fill_dense_cache` runs only the dense shadow (the model unchanged); a prune after it pays no
+    dense pass and gives exactly what a prune without the cache gives."""
+    plain, plain_calls = counted_prune(dense, calib, held, second)
+    net = copy.deepcopy(dense)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    n_blocks = len(arch_of(dense).blocks(dense))
+    assert engine.fill_dense_cache(net, calib, held, "tiny") == n_blocks
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert engine.fill_dense_cache(net, calib, held, None) == 0  # no key: nothing to keep it under
+    cached, calls = counted_prune(dense, calib, held, second, dense_key="tiny")
+    same_result(plain, cached)
+    assert calls == plain_calls - n_blocks * (len(calib.batches) + len(held.batches))

@@ -1,4 +1,4 @@
-"""The job system's public functions: submit long work (prune, attack, speed, export, sweep) to the
+"""The job system's public functions: submit long work (prune, attack, speed, export, sweep; a warm-up) to the
 store's worker pool, coalesce identical requests, follow a job's events, cancel and retry it.
 
 A job is a kind plus a coalescing key; while one is queued or running, a second request for the same
@@ -88,6 +88,20 @@ def submit(store, kind: str, spec: dict, *, session: str | None = None, recomput
         job = Job.from_row(table.row(con, job_id))
     ensure_pool(store)
     return job, "queued"
+
+
+def warm_up(store, config: dict) -> Job | None:
+    """Have the pool load, ahead of any request, what every prune of `config`'s model, task, calibration and
+    evaluation split needs (the dense model, its evaluation, the dense shadow of the calibration texts), so a
+    speaker's first Prune pays only for pruning. Queues a "warm" job only when no pool runs (a live pool's
+    worker has already loaded what it ran) and `PRUNESCOPE_WARM` is not "off"; returns it, or None."""
+    if os.environ.get("PRUNESCOPE_WARM", "").lower() in ("off", "0", "no"):
+        return None
+    with table.reading(store) as con:
+        if pool.pool_alive(table.pool_row(con)):
+            return None
+    job, how = submit(store, "warm", {"config": config})
+    return job
 
 
 def _reap(store) -> None:

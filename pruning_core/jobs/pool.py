@@ -3,7 +3,8 @@ keeps N persistent worker processes while there is work. A worker claims the nex
 order, runs it (the dense model stays loaded between jobs), and marks it done, failed or cancelled. A
 worker that dies holding a job fails that job with the signal's name and is replaced; a cancelled job
 that does not stop within the grace period is killed. The pool exits after `PRUNESCOPE_JOB_IDLE`
-seconds (default 60) without work.
+seconds (default 300) without work: long enough that a warmed worker (see `api.warm_up`) is still there when
+a speaker presses Prune a few minutes after opening the page.
 
     python -m pruning_core.jobs supervise STORE     (what `ensure_pool` starts)
     python -m pruning_core.jobs work STORE SUPERVISOR_PID THREADS
@@ -46,7 +47,7 @@ def workers_wanted() -> int:
 
 
 def idle_seconds() -> float:
-    return float(os.environ.get("PRUNESCOPE_JOB_IDLE", "60"))
+    return float(os.environ.get("PRUNESCOPE_JOB_IDLE", "300"))
 
 
 def cancel_grace() -> float:

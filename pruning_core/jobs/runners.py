@@ -13,7 +13,7 @@ from pathlib import Path
 import pruning_core.jobs.table as table
 from pruning_core.core.errors import PrunescopeError
 
-KINDS = ("prune", "attack", "speed", "export", "sweep")
+KINDS = ("prune", "attack", "speed", "export", "sweep", "warm")
 
 
 class Cancelled(Exception):
@@ -164,8 +164,19 @@ def prepare_sweep(spec: dict, store) -> Prepared:
     return Prepared(key, f"sweep {sweep.name} ({len(sweep)} configs)", {"spec": raw}, p.todo == 0, None)
 
 
+def prepare_warm(spec: dict, store) -> Prepared:
+    """A warm-up: the method-independent part of a prune (see `experiment.warm`), keyed by what it loads."""
+    cfg = _run_config(_field(spec, "config"))
+    what = {k: getattr(cfg, k) for k in ("model", "task", "calib_size", "seq_len", "seed", "eval_size", "fresh_head",
+                                         "device")}
+    label = (f"warm-up: the dense {'default model' if cfg.model == 'default' else cfg.model} on {cfg.task} "
+             f"(calibration {cfg.calib_size} x {cfg.seq_len})")
+    return Prepared(_short(json.dumps(what, sort_keys=True, default=str)), label, {"config": cfg.to_dict()}, False,
+                    None)
+
+
 PREPARE = {"prune": prepare_prune, "attack": prepare_attack, "speed": prepare_speed, "export": prepare_export,
-           "sweep": prepare_sweep}
+           "sweep": prepare_sweep, "warm": prepare_warm}
 
 
 # ---- run: inside a worker process ----
@@ -239,6 +250,14 @@ def run_export(spec: dict, store, ctx: Context, recompute: bool) -> str:
     return str(folder)
 
 
+def run_warm(spec: dict, store, ctx: Context, recompute: bool) -> None:
+    from pruning_core.experiments.experiment import warm
+
+    times = warm(_run_config(spec["config"]), on_stage=lambda s: ctx.emit("stage", {"text": s}))
+    ctx.emit("log", {"text": ", ".join(f"{k} {v:.1f} s" for k, v in times.items())}, 1.0, "warm")
+    return None
+
+
 def run_sweep(spec: dict, store, ctx: Context, recompute: bool) -> str:
     import pruning_core.sweeps.executors as executors
     import pruning_core.sweeps.sweepfile as sweepfile
@@ -259,4 +278,5 @@ def run_sweep(spec: dict, store, ctx: Context, recompute: bool) -> str:
     return sweep_id
 
 
-RUN = {"prune": run_prune, "attack": run_attack, "speed": run_speed, "export": run_export, "sweep": run_sweep}
+RUN = {"prune": run_prune, "attack": run_attack, "speed": run_speed, "export": run_export, "sweep": run_sweep,
+       "warm": run_warm}

@@ -81,6 +81,12 @@ def get(key: Hashable):
         return hit[0]
 
 
+def has(key: Hashable) -> bool:
+    """Whether `key` is kept (not counted as a hit or a miss)."""
+    with _LOCK:
+        return key in _ENTRIES
+
+
 def put(key: tuple, value) -> None:
     """Keep `value` under `key` = (run key, block): beyond the cap, the least recently used entries of other
     runs are dropped first; if the run's own earlier blocks fill the cap, `value` is not kept (dropping

@@ -41,6 +41,7 @@ from typing import Callable, Generator
 import torch
 from torch import nn
 
+import pruning_core.prune.dense_cache as dense_cache
 import pruning_core.prune.masks as masks_mod
 import pruning_core.prune.methods as methods
 from pruning_core.measure import metrics
@@ -79,6 +80,27 @@ def prune(model: nn.Module, calib: CalibrationSet, method: str, sparsity: float,
         for kind, lin in arch.block_linears(block).items():
             masks_mod.check_divisible(tuple(lin.weight.shape), pat, arch.linear_name(i, kind))
     return _prune(model, arch, calib, meth, sparsity, pat, opts, heldout, extra, dense_key)
+
+
+@torch.no_grad()
+def fill_dense_cache(model: nn.Module, calib: CalibrationSet, heldout: CalibrationSet | None, dense_key,
+                     method: str = "sparsegpt") -> int:
+    """Run only the dense shadow of a prune of `model` on these texts (every block's dense pass, the first
+    block's statistics for a `method` that reads them) and keep it in `dense_cache` under `dense_key`, so a
+    later prune of any method or sparsity on the same texts starts with no dense passes. The model is not
+    changed. Returns the number of blocks now cached (0 when the cache is off or too small)."""
+    if dense_cache.cap_bytes() == 0 or dense_key is None:
+        return 0
+    arch, meth = arch_of(model), methods.get(method)
+    model.eval()
+    state = PruneState.begin(model, arch, calib, meth, 0.5, masks_mod.parse_pattern("unstructured"),
+                             meth.options({}), heldout, None, dense_key)
+    for i in range(len(state.blocks)):
+        dense = dense_pass(state, i)  # computed and kept, or already there
+        state.cal.dense = dense.block_out
+        for n, st in state.side.items():
+            st.dense = dense.side_out[n]
+    return sum(dense_cache.has(state.cache_key + (i,)) for i in range(len(state.blocks)))
 
 
 def run(gen: Generator, on_record: Callable[[LayerRecord | BlockRecord], None] | None = None) -> PruneResult:
