@@ -1,0 +1,111 @@
+"""The multi-seed grids the real way (issue 16 items 3 and 5): the Compare and Robustness pages' compute buttons
+submit one job per missing cell, the real worker pool of the tests' store computes them, and a rerun of the page
+draws one point per cell whose value is the mean over the seeds with their t-interval (pruning_core.measure.
+intervals.seed_spread), read from the figure's JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pruning_core.measure.intervals import seed_spread
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def one_worker(monkeypatch):
+    """A pool started by these tests runs one worker and exits 5 s after its last job."""
+    monkeypatch.setenv("PRUNESCOPE_JOB_WORKERS", "1")
+    monkeypatch.setenv("PRUNESCOPE_JOB_IDLE", "5")
+
+
+def _store():
+    from dashboard.common import get_store
+
+    return get_store()
+
+
+def _page(page: str, state: dict):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _figures(at) -> dict[str, dict]:
+    return {s["layout"]["title"]["text"]: s for s in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))}
+
+
+def _jobs_of(kind: str, keys: list[str]) -> list:
+    from pruning_core import jobs
+
+    return [j for j in jobs.list_jobs(_store(), limit=1000) if j.kind == kind and j.key in keys]
+
+
+def _press_twice(at, button: str, kind: str, keys: list[str]) -> list:
+    """Press the page's compute button; then, if it still shows (nothing finished yet), press it again: the
+    second press attaches to the queued or running jobs, so each cell has exactly one job either way."""
+    at.button(key=button).click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    first = _jobs_of(kind, keys)
+    assert sorted(j.key for j in first) == sorted(keys)  # one job per cell, none for anything else
+    assert {j.session for j in first} == {at.session_state["_session_id"]}
+    if any(b.key == button for b in at.button):
+        at.button(key=button).click()
+        at.run()
+        assert not at.exception, at.exception
+        assert sorted(j.id for j in _jobs_of(kind, keys)) == sorted(j.id for j in first)  # attached, not duplicated
+    return first
+
+
+def _wait_all(found: list, timeout: float) -> None:
+    from pruning_core import jobs
+
+    for job in found:
+        done = jobs.wait(_store(), job.id, timeout=timeout)
+        assert done.state == "done", (done.label, done.error)
+
+
+def test_compare_computes_a_two_seed_grid_through_jobs():
+    """Seeds 0,1 on a one-cell grid (magnitude 50%): the button queues exactly the two prune jobs (the dense
+    reference is measured inside each run, no job of its own), the pool computes them, and the rerun page's
+    accuracy point is the mean of the two stored accuracies with their t-interval."""
+    from pruning_core.experiments.config import ExperimentConfig
+
+    tiny = {"cmp_task": "rotten_tomatoes", "cmp_methods": ["magnitude"], "cmp_patterns": ["unstructured"],
+            "cmp_sparsities": [0.5], "cmp_calib": 8, "cmp_seq": 32, "cmp_eval": 24, "cmp_seeds": "0,1"}
+    configs = [ExperimentConfig.create(method="magnitude", sparsity=0.5, calib_size=8, seq_len=32, eval_size=24,
+                                       seed=s) for s in (0, 1)]
+    keys = [c.key() for c in configs]
+    assert not any(_store().has(k) for k in keys), "another test stored this grid; pick other settings"
+    at = _page("compare_page.py", tiny)
+    assert "2 runs in the grid: 0 stored, 2 to compute" in [c.value for c in at.caption]
+    found = _press_twice(at, "cmp_run", "prune", keys)
+    assert len(found) == 2
+    _wait_all(found, timeout=240)
+    at.run()
+    assert not at.exception, at.exception
+    assert "2 runs in the grid: 2 stored, 0 to compute" in [c.value for c in at.caption]
+    assert not any(b.key == "cmp_run" for b in at.button)
+    accs = [_store().load(k)["accuracy"] for k in keys]
+    assert accs[0] != accs[1]  # the seeds evaluate different subsets: a spread to draw
+    [trace] = _figures(at)["Accuracy vs sparsity"]["data"]  # one method, one pattern: one line
+    m, lo, hi = seed_spread(accs)
+    assert trace["name"].startswith("magnitude") and len(trace["y"]) == 1  # ONE point for the two seeds
+    assert trace["y"] == pytest.approx([sum(accs) / 2]) and m == pytest.approx(sum(accs) / 2)
+    assert trace["error_y"]["array"] == pytest.approx([hi - m])
+    assert trace["error_y"]["arrayminus"] == pytest.approx([m - lo])
+    assert trace["customdata"][0][:2] == pytest.approx([lo, hi])
+    assert trace["customdata"][0][2] == "mean of 2 seeds, 95% t-interval"
+    assert len(_jobs_of("prune", keys)) == 2  # the rerun submitted nothing
