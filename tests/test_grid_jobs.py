@@ -6,6 +6,7 @@ intervals.seed_spread), read from the figure's JSON."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,8 @@ def _press_twice(at, button: str, kind: str, keys: list[str]) -> list:
         at.run()
         assert not at.exception, at.exception
         assert sorted(j.id for j in _jobs_of(kind, keys)) == sorted(j.id for j in first)  # attached, not duplicated
+        said = f"0 (attack )?jobs queued, {len(keys)} already running or queued"
+        assert any(re.match(said, t.value) for t in at.toast), [t.value for t in at.toast]
     return first
 
 
@@ -109,3 +112,40 @@ def test_compare_computes_a_two_seed_grid_through_jobs():
     assert trace["customdata"][0][:2] == pytest.approx([lo, hi])
     assert trace["customdata"][0][2] == "mean of 2 seeds, 95% t-interval"
     assert len(_jobs_of("prune", keys)) == 2  # the rerun submitted nothing
+
+
+def test_robustness_computes_two_attack_seeds_through_jobs():
+    """Seeds 0,1 on a one-cell attack grid (magnitude 50%, pruthi, 4 examples, 30 queries each): the button
+    queues exactly the two attack jobs (no dense attack: sparsity 0 is not in the grid; each job prunes its
+    target itself), the pool runs them, and each panel's point is the mean over the two seeds with its
+    t-interval."""
+    from pruning_core.sweeps.spec import attack_grid
+
+    grid = dict(n=4, query_budget=30, visible_only=False, calib_size=8, seq_len=32)
+    configs = [c for seed in (0, 1) for c in attack_grid("rotten_tomatoes", ["magnitude"], [0.5],
+                                                         recipes=("pruthi",), seed=seed, **grid)]
+    keys = [c.key() for c in configs]
+    assert len(set(keys)) == 2 and not any(_store().attack_done(k) for k in keys)
+    at = _page("robustness_page.py", {"rob_task": "rotten_tomatoes", "rob_methods": ["magnitude"],
+                                      "rob_sparsities": [0.5], "rob_recipe": "pruthi", "rob_n": 4, "rob_budget": 30,
+                                      "rob_visible": False, "rob_seeds": "0,1", "rob_calib": 8, "rob_seq": 32})
+    assert "2 attacks in the grid: 0 stored, 2 to compute" in [c.value for c in at.caption]
+    found = _press_twice(at, "rob_run", "attack", keys)
+    assert len(found) == 2 and not _jobs_of("prune", [c.run.key() for c in configs])
+    _wait_all(found, timeout=300)
+    at.run()
+    assert not at.exception, at.exception
+    assert "2 attacks in the grid: 2 stored, 0 to compute" in [c.value for c in at.caption]
+    summaries = [_store().load_attack(k)["summary"] for k in keys]
+    assert summaries[0]["accuracy_under_attack"] != summaries[1]["accuracy_under_attack"]  # a spread to draw
+    fig = _figures(at)["Robustness vs sparsity under pruthi (rotten_tomatoes, 4 examples)"]
+    panels = [t for t in fig["data"] if t["name"] == "magnitude"]  # clean, under attack, success rate
+    assert len(panels) == 3 and not any(t["name"] == "dense" for t in fig["data"])
+    for trace, measure in zip(panels, ("clean_accuracy", "accuracy_under_attack", "attack_success_rate")):
+        values = [s[measure] for s in summaries]
+        m, lo, hi = seed_spread(values)
+        assert len(trace["y"]) == 1 and trace["y"][0] == pytest.approx(m), measure  # ONE point, the mean
+        assert trace["error_y"]["array"] == pytest.approx([hi - m]), measure
+        assert trace["error_y"]["arrayminus"] == pytest.approx([m - lo]), measure
+        assert trace["customdata"][0][0] == "mean of 2 seeds of 4 examples, 95% t-interval"
+    assert len(_jobs_of("attack", keys)) == 2
