@@ -149,3 +149,57 @@ def test_robustness_computes_two_attack_seeds_through_jobs():
         assert trace["error_y"]["arrayminus"] == pytest.approx([m - lo]), measure
         assert trace["customdata"][0][0] == "mean of 2 seeds of 4 examples, 95% t-interval"
     assert len(_jobs_of("attack", keys)) == 2
+
+
+@pytest.fixture
+def fresh_store(tmp_path, monkeypatch):
+    """The app on an empty store (the dashboard's cached store and demo imports reset around the test)."""
+    from dashboard import common
+    from pruning_core.storage.store import Store
+
+    def reset():
+        for f in (common.get_store, common.demo_imported, common.demo_attacks_imported, common.load_attack_row,
+                  common.load_attack_examples, common.load_run):
+            f.clear()
+
+    monkeypatch.setenv("PRUNESCOPE_DB", str(tmp_path / "runs.sqlite"))
+    reset()
+    yield Store(tmp_path / "runs.sqlite")
+    reset()
+
+
+@pytest.mark.slow
+def test_demo_speed_preset_end_to_end_through_the_pool(fresh_store):
+    """Demo path (b) on an empty store, the real way (about 4 minutes on a busy 2-core CPU: two prunes of
+    64 x 64 calibration texts and 500 evaluated, then 20 timed passes of each model and its dense one): one press
+    queues the two prunes; once they are stored the same session's rerun queues the two speed jobs by itself;
+    once those are done the preset draws each run's stored speed-up over the dense model."""
+    from pruning_core import jobs
+    from pruning_core.experiments.config import ExperimentConfig
+
+    keys = [ExperimentConfig.create(model="default", task="rotten_tomatoes", method=m, sparsity=0.5, calib_size=64,
+                                    seq_len=64, eval_size=500).key() for m in ("magnitude", "kwon")]
+    at = _page("demo_page.py", {})
+    at.button(key="demo_speed_run").click()
+    at.run()
+    assert not at.exception, at.exception
+    prunes = jobs.list_jobs(fresh_store)
+    assert sorted((j.kind, j.key) for j in prunes) == sorted(("prune", k) for k in keys)
+    for j in prunes:
+        assert jobs.wait(fresh_store, j.id, timeout=600).state == "done", jobs.get(fresh_store, j.id).error
+    at.run()  # what the progress fragment's rerun does once the last prune is done
+    assert not at.exception, at.exception
+    speeds = [j for j in jobs.list_jobs(fresh_store) if j.kind == "speed"]
+    assert sorted(j.result_key for j in speeds) == sorted(keys)  # queued without a second press
+    for j in speeds:
+        assert jobs.wait(fresh_store, j.id, timeout=600).state == "done", jobs.get(fresh_store, j.id).error
+    at.run()
+    assert not at.exception, at.exception
+    measured = [fresh_store.speeds(k) for k in keys]
+    assert [len(m) for m in measured] == [1, 1]  # one measurement per run
+    ratios = [m[0]["rows"][0]["latency_ms"] / m[0]["rows"][1]["latency_ms"] for m in measured]
+    [fig] = [f for t, f in _figures(at).items() if t.startswith("Speed-up over the dense model")]
+    assert fig["data"][0]["y"] == pytest.approx(ratios)
+    text = " ".join(m.value for m in at.markdown)
+    assert f"runs ×{ratios[0]:.2f} as fast as dense" in text and f"runs ×{ratios[1]:.2f} as fast." in text
+    assert len(jobs.list_jobs(fresh_store)) == 4  # the chart's rerun submitted nothing more
