@@ -114,6 +114,24 @@ def test_coalescing_and_stored(store):
     assert jobs.wait(store, again.id, timeout=120).state == "cancelled"
 
 
+def test_speed_job_stores_one_measurement(store):
+    """A speed job times the stored run against its dense model and stores the measurement once (it was
+    stored twice: by measure_run and again by the job); asking again finds it stored."""
+    key = small(0.5).key()
+    job, how = jobs.submit(store, "prune", spec(0.5))
+    if how != "stored":
+        assert jobs.wait(store, job.id, timeout=240).state == "done"
+    speed = {"key": key, "repeats": 1, "seq_len": 16}
+    job, how = jobs.submit(store, "speed", speed, session="s1")
+    assert how == "queued" and job.key == f"{key}:cpu:1:16"
+    done = jobs.wait(store, job.id, timeout=240)
+    assert done.state == "done" and done.result_key == key, done.error
+    [measured] = store.speeds(key)
+    assert measured["seq_len"] == 16 and measured["repeats"] == 1 and [r["model"] for r in measured["rows"]] == [
+        "dense", "run"]
+    assert jobs.submit(store, "speed", speed) == (None, "stored")
+
+
 def test_bad_config_queues_nothing(store):
     before = rows(store)
     bad = small(0.5).to_dict() | {"sparsity": 2.0}
