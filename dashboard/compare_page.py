@@ -102,9 +102,10 @@ if recompute:
 if todo:
     counts = grid_jobs.submit_cells(store, "prune", todo, recompute=recompute)
     st.toast(f"{counts['queued']} jobs queued, {counts['attached']} already running or queued, "
-             f"{counts['stored']} stored")
+             f"{counts['stored']} stored" + (f", {counts['waiting']} waiting for a free slot" if counts["waiting"]
+                                             else ""))
     state = grid_now()
-grid_jobs.follow(state, grid_now, what="runs", on_change=redraw)
+grid_jobs.follow(state, grid_now, what="runs", on_change=redraw, kind="prune")
 
 
 def robustness_section() -> None:

@@ -10,7 +10,7 @@ from typing import Callable
 
 import streamlit as st
 
-from dashboard.common import error_text, session_id
+from dashboard.common import error_text, get_store, session_id
 from pruning_core import PrunescopeError, jobs
 
 
@@ -56,11 +56,27 @@ def grid_state(store, kind: str, keys: list[str], is_done: Callable[[str], bool]
     return GridState(len(keys), done, running, queued, failed)
 
 
+PENDING = "_grid_pending"  # session state: kind -> the cells' specs still to submit (over the session's cap)
+
+
+def _slots(store) -> int:
+    """How many more jobs this session may have queued or running (jobs.MAX_PER_SESSION at most)."""
+    return jobs.MAX_PER_SESSION - len(jobs.list_jobs(store, states=("queued", "running"), session=session_id()))
+
+
 def submit_cells(store, kind: str, specs: list[dict], recompute: bool = False) -> dict[str, int]:
     """Submit one job per cell (stored cells are read, not recomputed, unless `recompute`); how many were
-    queued, attached and found stored. A full queue stops the submitting with the page's error."""
-    counts = {"queued": 0, "attached": 0, "stored": 0}
-    for spec in specs:
+    queued, attached, found stored, and left waiting: a session holds at most jobs.MAX_PER_SESSION jobs, so
+    the cells beyond that wait in the session and go in as its jobs finish (`top_up`, from `follow`'s
+    poll while the page is open). A full server queue stops the submitting with the page's error."""
+    counts = {"queued": 0, "attached": 0, "stored": 0, "waiting": 0}
+    pending = st.session_state.setdefault(PENDING, {})
+    pending[kind] = []
+    for i, spec in enumerate(specs):
+        if _slots(store) <= 0:
+            pending[kind] = [(s, recompute) for s in specs[i:]]
+            counts["waiting"] = len(pending[kind])
+            break
         try:
             _, how = jobs.submit(store, kind, spec, session=session_id(), recompute=recompute)
         except PrunescopeError as exc:
@@ -73,21 +89,41 @@ def submit_cells(store, kind: str, specs: list[dict], recompute: bool = False) -
     return counts
 
 
+def top_up(store, kind: str) -> int:
+    """Submit this session's waiting cells of `kind` while it has free job slots; how many still wait."""
+    pending = st.session_state.get(PENDING, {}).get(kind) or []
+    while pending and _slots(store) > 0:
+        spec, recompute = pending[0]
+        try:
+            jobs.submit(store, kind, spec, session=session_id(), recompute=recompute)
+        except PrunescopeError:  # the server's queue is full: try again at the next poll
+            break
+        pending.pop(0)
+    return len(pending)
+
+
 def follow(state_now: GridState, poll: Callable[[], GridState], what: str = "cells",
-           on_change: Callable[[], None] | None = None) -> None:
-    """The grid's progress line; while cells are active, a fragment re-reads it every two seconds and reruns
-    the page (after `on_change`, e.g. clearing caches) when the count of done cells changes or all end."""
+           on_change: Callable[[], None] | None = None, kind: str | None = None) -> None:
+    """The grid's progress line; while cells are active (or wait for a slot: `kind`'s `top_up`), a fragment
+    re-reads it every two seconds, submits waiting cells as slots free up, and reruns the page (after
+    `on_change`, e.g. clearing caches) when the count of done cells changes or all end."""
+    waiting = top_up(get_store(), kind) if kind else 0
+    if waiting and not state_now.active:
+        state_now = poll()
     if not state_now.active and not state_now.failed:
         return
 
     def panel() -> None:
+        left = top_up(get_store(), kind) if kind else 0
         state = poll()
         if state.done != state_now.done or (state_now.active and not state.active):
             if on_change:
                 on_change()
             st.rerun()
         frac = state.done / state.total if state.total else 0.0
-        st.progress(frac, state.text(what))
+        st.progress(frac, state.text(what) + (f", {left} waiting for a free slot ({jobs.MAX_PER_SESSION} jobs "
+                                              "at a time per session; they go in while this page is open)"
+                                              if left else ""))
         if state.failed:
             with st.expander(f"{len(state.failed)} failed", icon=":material/error:"):
                 for job in state.failed[:20]:

@@ -183,9 +183,10 @@ if missing and st.button(f"Compute the {len(missing)} missing attack{plural}", t
                               "the server's worker pool (the page stays usable, a reload finds them again); each "
                               "example is saved as it finishes, so a stopped attack resumes where it stopped"):
     counts = grid_jobs.submit_cells(store, "attack", [{"config": c.to_dict()} for c in missing])
-    st.toast(f"{counts['queued']} attack jobs queued, {counts['attached']} already running or queued")
+    st.toast(f"{counts['queued']} attack jobs queued, {counts['attached']} already running or queued"
+             + (f", {counts['waiting']} waiting for a free slot" if counts["waiting"] else ""))
     state = grid_now()
-grid_jobs.follow(state, grid_now, what="attacks", on_change=clear_attack_caches)
+grid_jobs.follow(state, grid_now, what="attacks", on_change=clear_attack_caches, kind="attack")
 
 done = [c for c in configs if store.attack_done(c.key())]
 rows = summary_rows(done)

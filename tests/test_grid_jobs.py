@@ -203,3 +203,34 @@ def test_demo_speed_preset_end_to_end_through_the_pool(fresh_store):
     text = " ".join(m.value for m in at.markdown)
     assert f"runs ×{ratios[0]:.2f} as fast as dense" in text and f"runs ×{ratios[1]:.2f} as fast." in text
     assert len(jobs.list_jobs(fresh_store)) == 4  # the chart's rerun submitted nothing more
+
+
+def test_a_grid_larger_than_the_session_cap_waits_and_tops_up(monkeypatch):
+    """10 missing cells and a cap of 8 jobs per session: the press queues 8 and keeps 2 waiting (said in the
+    toast and the progress line); when two of the session's jobs end, the page's poll submits the other two.
+    The pool is off: only the queue is under test."""
+    from pruning_core import jobs
+
+    monkeypatch.setenv("PRUNESCOPE_JOB_POOL", "off")
+    grid = {"cmp_task": "rotten_tomatoes", "cmp_methods": ["magnitude", "wanda"], "cmp_patterns": ["unstructured"],
+            "cmp_sparsities": [0.1, 0.2, 0.3, 0.4, 0.6], "cmp_calib": 4, "cmp_seq": 16, "cmp_eval": 8,
+            "cmp_seeds": "7"}
+    at = _page("compare_page.py", grid)
+    assert "10 runs in the grid: 0 stored, 10 to compute" in [c.value for c in at.caption]
+    sid = at.session_state["_session_id"]
+    at.button(key="cmp_run").click()
+    at.run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    mine = jobs.list_jobs(_store(), states=("queued",), session=sid)
+    assert len(mine) == jobs.MAX_PER_SESSION == 8
+    assert any("2 waiting for a free slot" in t.value for t in at.toast), [t.value for t in at.toast]
+    assert any("2 waiting for a free slot" in (p.proto.text or "") for p in at.get("progress"))
+    for job in mine[:2]:
+        jobs.cancel(_store(), job.id)
+    at.run()  # the page's poll (here: a rerun) tops up
+    assert not at.exception, at.exception
+    assert len(jobs.list_jobs(_store(), states=("queued",), session=sid)) == 8
+    submitted = {j.key for j in jobs.list_jobs(_store(), session=sid, limit=100)}
+    assert len(submitted) == 10
+    for job in jobs.list_jobs(_store(), states=("queued",), session=sid):
+        jobs.cancel(_store(), job.id)
