@@ -177,6 +177,29 @@ def _set_number(page, label: str, value: str) -> None:
     settle(page)
 
 
+LIVE_BLOCKS = """() => {
+    const bar = document.querySelector('[data-testid="stProgress"]');
+    const m = bar && bar.textContent.match(/block (\\d+) done \\((\\d+) of (\\d+)\\)/);
+    const plot = bar && [...document.querySelectorAll('.js-plotly-plot')].find(p =>
+        (bar.compareDocumentPosition(p) & Node.DOCUMENT_POSITION_FOLLOWING)
+        && (p.querySelector('.gtitle') || {}).textContent === 'Cumulative error across depth');
+    if (!m || !plot || !plot.data) return null;
+    const xs = plot.data[0].x;
+    return {bar: bar.textContent, block: +m[1], done: +m[2], last: xs[xs.length - 1], points: xs.length - 1};
+}"""
+
+
+def _live_blocks_agree(page, timeout: int = 60_000) -> dict:
+    """The live panel's bar ('block k done (m of n)') and its cumulative-error chart agree: the chart's last
+    point is 'block k' (both 0-based) and it has m block points. Polled: the two redraw one after the other."""
+    pw = pytest.importorskip("playwright.sync_api")
+    try:
+        return page.wait_for_function(f"() => {{ const s = ({LIVE_BLOCKS})(); return s && s.last === 'block ' + s.block"
+                                      " && s.points === s.done ? s : null; }", timeout=timeout, polling=250).json_value()
+    except pw.TimeoutError:
+        raise AssertionError(f"the bar and the live chart disagree: {page.evaluate(LIVE_BLOCKS)}") from None
+
+
 def test_a_prune_survives_navigation_and_reload(server):
     """Prune (a job in the server's worker pool), open Learn, come back: the live progress is still drawn
     and the run completes and is stored. Then another config, reloaded mid-prune: the page re-attaches
@@ -199,6 +222,8 @@ def test_a_prune_survives_navigation_and_reload(server):
         click(page, page.get_by_role("button", name="Prune", exact=True).first)  # the main area's button
         page.get_by_text("Running: block").first.wait_for(timeout=180_000)  # blocks are being pruned
         assert "job=" in page.url
+        live = _live_blocks_agree(page)  # the bar numbers blocks as the chart does
+        assert 1 <= live["done"] <= 6 and "of 6)" in live["bar"], live
         page.screenshot(path=str(shots / "nav_1_running.png"), full_page=True)
 
         page.get_by_test_id("stSidebarNav").get_by_text("Learn").click()
