@@ -174,11 +174,14 @@ elif results:
     ev = a.plotly_chart(charts.sweep_curves(results, "accuracy", "Accuracy vs sparsity", "clean accuracy"),
                         key="c_acc", on_select="rerun", selection_mode="points")
     picked = keys_from_points(ev, [[p[0] for p in pts] for pts in charts.point_runs(results).values()])
-    if len(picked) == 2 and a.button("Compare these two", key="c_compare_two", icon=":material/compare_arrows:",
-                                     help="open the two picked runs on the Run vs run page"):
-        open_pair(*picked)
+    if len(picked) == 2:
+        if a.button("Compare these two", key="c_compare_two", icon=":material/compare_arrows:",
+                    help="open the two picked runs on the Run vs run page"):
+            open_pair(*picked)
+    elif len(picked) == 1:
+        a.caption("1 point selected: shift-click a second one to compare two runs")
     elif picked:
-        a.caption(f"{len(picked)} point(s) selected: shift-click a second one to compare two runs")
+        a.caption(f"{len(picked)} points selected: Run vs run compares two; click one, then shift-click another")
     else:
         a.caption("Click a point, then shift-click another, to compare the two runs side by side.")
     b.plotly_chart(charts.sweep_curves(results, "final_cumulative_error", "Cumulative error at the last block",

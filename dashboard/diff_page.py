@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import card_notes
 from dashboard.charts import diff as diff_charts
 from dashboard.common import demo_attacks_imported, demo_imported, error_text, get_store, load_mask
 from dashboard.diff_link import PAIR
@@ -49,7 +50,7 @@ def accuracy_cards(d: diff.RunDiff) -> None:
     cols = st.columns(4)
     cols[0].metric("A: pruned accuracy", f"{acc.a:.3f}")
     cols[0].caption(f"{_ci(acc.a_ci)} · {acc.n_a} examples")
-    cols[1].metric("B: pruned accuracy", f"{acc.b:.3f}", f"{acc.delta:+.3f} vs A")
+    cols[1].metric("B: pruned accuracy", f"{acc.b:.3f}", card_notes.delta(acc.delta, "+.3f", " vs A"))
     cols[1].caption(f"{_ci(acc.b_ci)} · {acc.n_b} examples")
     verdict = "the intervals overlap: within sampling noise" if acc.overlap else \
         "the intervals do not overlap: a real difference" if acc.overlap is False else ""

@@ -71,7 +71,8 @@ st.dataframe(view, hide_index=True, width="stretch", key="runs_table", on_select
                                 "demo", help="a shipped demo run (assets/demo), imported so Compare shows full curves; "
                                              "listed after your own runs"),
                             "created": st.column_config.TextColumn(
-                                "created", help="when the run was made (empty for the shipped demo runs)"),
+                                "created", width="medium",  # wide enough for the whole date and time
+                                help="when the run was made (empty for the shipped demo runs)"),
                             "cpu": st.column_config.TextColumn("cpu", help="the processor the run was made on"),
                             "threads": st.column_config.NumberColumn("threads", help="torch threads while pruning"),
                             "load_per_core": st.column_config.NumberColumn(

@@ -44,6 +44,8 @@ def _figures(at) -> dict[str, dict]:
 
 def test_diff_page_from_experiments_selection(pair):
     """Two rows ticked on Experiments -> 'Compare these two' -> the diff page with both runs overlaid."""
+    from dashboard.card_notes import delta
+
     store, a, b = pair
     at = _app()
     at.switch_page("experiments_page.py")
@@ -63,6 +65,8 @@ def test_diff_page_from_experiments_selection(pair):
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["A: pruned accuracy"]) == pytest.approx(ra["accuracy"], abs=5e-4)
     assert float(metrics["B − A"]) == pytest.approx(rb["accuracy"] - ra["accuracy"], abs=1e-3)
+    b_card = next(m for m in at.metric if m.label == "B: pruned accuracy")  # its delta: none where it rounds to 0
+    assert (b_card.delta or None) == delta(rb["accuracy"] - ra["accuracy"], "+.3f", " vs A")
     lo, hi = ra["accuracy_ci"]
     assert any(f"95% CI {lo:.3f}–{hi:.3f}" in c.value for c in at.caption)
     figs = _figures(at)

@@ -129,6 +129,7 @@ def test_compare_two_clicked_points_open_run_vs_run():
                                                           {"curve_number": 0, "point_index": 1}]}}
     at.run()
     assert not at.exception, at.exception
+    assert not [c for c in at.caption if "shift-click a second" in c.value]  # two picked: not asked for one more
     at.button(key="c_compare_two").click()
     at.run()
     assert not at.exception, at.exception
