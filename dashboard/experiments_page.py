@@ -56,7 +56,7 @@ view = runs_view(view, flat)
 view.insert(view.columns.get_loc("achieved_sparsity") + 1, "flops_reduction",
             flops_removed(view["key"], view["pattern"]))
 st.dataframe(view, hide_index=True, width="stretch", key="runs_table", on_select="rerun", selection_mode="multi-row",
-             column_config={"key": st.column_config.TextColumn("key", width="small"),
+             column_config={"key": st.column_config.TextColumn("key", width="medium"),
                             "sparsity": st.column_config.NumberColumn(
                                 "sparsity", help="requested sparsity; for structured runs the method's budget "
                                                  "(kprune, kwon: FLOPs removed; pat: hidden channels removed)"),

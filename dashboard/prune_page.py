@@ -277,12 +277,11 @@ state, active = config_state(settings)
 if state != "invalid":
     warm(settings)
 label = button_label(state, active)
-with slot:
-    c1, c2 = st.columns(2)
-    c1.button(label, type="primary", width="stretch", key="prune_go", on_click=request, args=("go",),
+with slot:  # one button per row: "Queued - 12 ahead" is not cut in the sidebar's width
+    st.button(label, type="primary", width="stretch", key="prune_go", on_click=request, args=("go",),
               help="prune with the settings above as a job (a stored run of them opens at once; a running or "
                    "queued job of them is attached to, never started twice)")
-    c2.button("Recompute", width="stretch", key="prune_again", on_click=request, args=("again",),
+    st.button("Recompute", width="stretch", key="prune_again", on_click=request, args=("again",),
               help="prune again even if this run is stored")
 with TOP:
     c1, c2 = st.columns([1, 3], vertical_alignment="center")

@@ -5,6 +5,7 @@ go to artifacts/screenshots/ (git-ignored).
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -224,6 +225,9 @@ def test_a_prune_survives_navigation_and_reload(server):
         assert "job=" in page.url
         live = _live_blocks_agree(page)  # the bar numbers blocks as the chart does
         assert 1 <= live["done"] <= 6 and "of 6)" in live["bar"], live
+        # the buttons follow the job from queued to running (drawn by the page run, not the live panel)
+        page.get_by_role("button", name="Running - attach").first.wait_for(timeout=30_000)
+        assert page.get_by_role("button", name=re.compile("^Queued")).count() == 0
         page.screenshot(path=str(shots / "nav_1_running.png"), full_page=True)
 
         page.get_by_test_id("stSidebarNav").get_by_text("Learn").click()

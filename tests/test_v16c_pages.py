@@ -101,6 +101,13 @@ def test_figures_read_well_in_a_half_column():
     one = charts.sweep_curves([run], "accuracy", "Accuracy vs sparsity", "clean accuracy")
     lo, hi = one.layout.xaxis.range
     assert lo < 0.5 < hi and hi - lo <= 0.2 and lo >= 0
+    zero = charts.local_error_bars([_layer(0, "q", 0.0), _layer(1, "q", 0.0)])  # nothing removed
+    assert tuple(zero.layout.yaxis.range) == (0, 1)
+    import numpy as np
+
+    w = np.random.default_rng(0).normal(size=20_000)
+    hist = charts.weight_histogram(w, np.where(np.abs(w) > 1, w, 0))
+    assert hist.layout.yaxis.tickformat == ",d"  # counts read 5,000, never 0.5e+4
 
 
 def test_card_deltas_that_round_to_zero_have_no_arrow_and_errors_are_explained():

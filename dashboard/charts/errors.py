@@ -33,6 +33,8 @@ def local_error_bars(layers: Iterable[dict]) -> go.Figure:
                                   f"<extra>{LOCAL_HELP}</extra>")
     fig.update_layout(barmode="group", title="Local reconstruction error per module", yaxis_title="local error",
                       legend_title="module", margin=dict(t=50, b=30))
+    if layers and not any(r["local_error"] for r in layers):  # nothing removed: a zero axis, not -1..1
+        fig.update_yaxes(range=[0, 1])
     return fig
 
 

@@ -116,7 +116,7 @@ def weight_histogram(before, after, absolute: bool = True, bins: int = 60) -> go
         fig.add_histogram(x=centers, y=counts, histfunc="sum", name=name, marker_color=color, opacity=0.6,
                           xbins=dict(start=lo, end=hi, size=size),
                           hovertemplate=f"{label} %{{x:.3g}}: %{{y}} weights<extra>{HIST_HELP}</extra>")
-    fig.update_layout(barmode="overlay", xaxis_title=label, yaxis_title="weights", margin=dict(t=50, b=30),
+    fig.update_layout(barmode="overlay", xaxis_title=label, yaxis_title="weights", yaxis_tickformat=",d", margin=dict(t=50, b=30),
                       title=f"Weights before and after pruning ({zeros:,} zeros after pruning, not shown)")
     return fig
 
@@ -159,7 +159,7 @@ def stored_histogram(hist: dict, name: str = "") -> go.Figure:
         fig.add_bar(x=centers, y=hist[key], name=label, marker_color=color, opacity=0.6,
                     width=float(edges[1] - edges[0]),
                     hovertemplate=f"|w| %{{x:.3g}}: %{{y}} weights<extra>{HIST_HELP}</extra>")
-    fig.update_layout(barmode="overlay", xaxis_title="|w|", yaxis_title="weights", margin=dict(t=50, b=30),
+    fig.update_layout(barmode="overlay", xaxis_title="|w|", yaxis_title="weights", yaxis_tickformat=",d", margin=dict(t=50, b=30),
                       title=f"{name} weights before and after ({hist['zeros_after']:,} zeros after, not shown)")
     return fig
 
