@@ -2,6 +2,7 @@
 dashboard's default prune + evaluation, and where the time goes (cProfile).
 
     python -m benchmarks.bench_speed [--tasks rotten_tomatoes,bbc_news] [--calib-size 128] [--seq-len 64]
+    python -m benchmarks.bench_speed --scale bert-base   # a random bert-base-size model (benchmarks/speed_scale.py)
 
 - unit: one forward of the whole model over the calibration set, in the engine's length-sorted
   micro-batches (fastest of 3);
@@ -119,11 +120,24 @@ def profile(fn, top: int = 15) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", default="rotten_tomatoes,bbc_news", help="comma-separated; '' for none")
-    ap.add_argument("--calib-size", type=int, default=128)
+    ap.add_argument("--calib-size", type=int, default=None, help="128 (--scale: 32, to stay within ~6 minutes)")
     ap.add_argument("--seq-len", type=int, default=64)
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--label", default="")
+    ap.add_argument("--scale", choices=["bert-base"], help="only the scale benchmark (see speed_scale.py)")
     args = ap.parse_args()
+    if args.scale:
+        from benchmarks import speed_scale
+
+        args.calib_size = args.calib_size or 32
+        text, report = speed_scale.run(args.scale, args.calib_size, args.seq_len, not args.no_profile)
+        print(text[text.find("# cProfile"):] if "# cProfile" in text else "")
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"speed_{args.scale}{'_' + args.label if args.label else ''}.txt").write_text(text)
+        (OUT / f"speed_{args.scale}{'_' + args.label if args.label else ''}.json").write_text(
+            json.dumps(report, indent=1, default=str))
+        return
+    args.calib_size = args.calib_size or 128
     report = {"machine": machine()}
     rows = []
     for task in filter(None, args.tasks.split(",")):

@@ -15,7 +15,9 @@ pruned weights per block is set per matrix, where the reference takes one quanti
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 
@@ -50,11 +52,29 @@ def inverse_hessian_factor(gram: torch.Tensor, percdamp: float) -> tuple[torch.T
                               "or the calibration size") from None
 
 
+@contextmanager
+def _one_thread(active: bool = True) -> Iterator[None]:
+    """torch on one CPU thread while inside: the OBS column loop is thousands of small element-wise ops, and
+    at that size the intra-op threads' hand-offs cost more than they save (7x slower on 2 busy cores)."""
+    before = torch.get_num_threads()
+    if active and before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def sparsegpt_solve(weight: torch.Tensor, hinv: torch.Tensor, sparsity: float, pattern: Pattern,
                     blocksize: int = 128, segments: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Prune `weight` (rows x cols, dead input columns already zero) given the upper Cholesky factor
     of H^-1. `segments` = row counts of stacked matrices whose masks are chosen separately.
-    Returns (new weight, keep-mask)."""
+    Returns (new weight, keep-mask).
+
+    Inside a block the columns are updated one after the other on a transposed copy (block column i =
+    contiguous row i), as rank-1 updates w -= h_i e^T computed as a product then a subtraction (the
+    reference's rounding: no fused multiply-add)."""
     w = weight.clone().to(hinv.dtype)
     rows, cols = w.shape
     segments = segments or [rows]
@@ -62,7 +82,6 @@ def sparsegpt_solve(weight: torch.Tensor, hinv: torch.Tensor, sparsity: float, p
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
         w1 = w[:, i1:i2].clone()
-        err1 = torch.zeros_like(w1)
         hinv1 = hinv[i1:i2, i1:i2]
         d = hinv1.diagonal()
         prune1 = torch.zeros_like(w1, dtype=torch.bool)
@@ -75,21 +94,24 @@ def sparsegpt_solve(weight: torch.Tensor, hinv: torch.Tensor, sparsity: float, p
                     idx = torch.topk(score[start:start + seg].flatten(), k, largest=False).indices
                     prune1[start:start + seg].view(-1)[idx] = True
                 start += seg
-        scale = prune1.to(w1.dtype) / d.unsqueeze(0)  # e_i = w_i / d_i where pruned, else 0
-        for i in range(i2 - i1):
-            if pattern.is_nm and i % pattern.m == 0:
-                score = w1[:, i:i + pattern.m].pow(2) / d[i:i + pattern.m].pow(2).unsqueeze(0)
-                idx = torch.topk(score, pattern.m - pattern.n, dim=1, largest=False).indices
-                prune1.scatter_(1, i + idx, True)
-                scale[:, i:i + pattern.m] = prune1[:, i:i + pattern.m].to(w1.dtype) / d[i:i + pattern.m]
-            e = w1[:, i] * scale[:, i]
-            # OBS update of the rest of the block; it also takes a pruned w_i to exactly w_i - e_i d_i = 0
-            w1[:, i:].addr_(e, hinv1[i, i:], alpha=-1)
-            err1[:, i] = e
+        scale = (prune1.to(w1.dtype) / d.unsqueeze(0)).T.contiguous()  # e_i = w_i / d_i where pruned, else 0
+        w1t, err1t = w1.T.contiguous(), torch.zeros(i2 - i1, rows, dtype=w1.dtype, device=w1.device)
+        update = torch.empty_like(w1t)
+        with _one_thread():
+            for i in range(i2 - i1):
+                if pattern.is_nm and i % pattern.m == 0:  # N:M: the group's mask when the group is reached
+                    score = w1t[i:i + pattern.m].T.pow(2) / d[i:i + pattern.m].pow(2).unsqueeze(0)
+                    idx = torch.topk(score, pattern.m - pattern.n, dim=1, largest=False).indices
+                    prune1.scatter_(1, i + idx, True)
+                    scale[i:i + pattern.m] = (prune1[:, i:i + pattern.m].to(w1.dtype) / d[i:i + pattern.m]).T
+                e = torch.mul(w1t[i], scale[i], out=err1t[i])
+                # OBS update of the rest of the block; it also takes a pruned w_i to exactly w_i - e_i d_i = 0
+                w1t[i:].sub_(torch.mul(hinv1[i, i:].unsqueeze(1), e, out=update[:i2 - i1 - i]))
+        w1 = w1t.T.contiguous()
         w1[prune1] = 0  # exact zeros (the update leaves rounding residue)
         w[:, i1:i2] = w1
         keep[:, i1:i2] = ~prune1
-        w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+        w[:, i2:] -= err1t.T.contiguous() @ hinv[i1:i2, i2:]
     return w, keep
 
 
