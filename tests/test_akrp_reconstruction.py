@@ -155,6 +155,7 @@ def real_runs(shipped):
     return out
 
 
+@pytest.mark.slow  # four refinements of the shipped model: minutes
 def test_reconstruction_lowers_calibration_error_on_a_real_model(real_runs):
     lr = real_runs["lr"][0]
     # block 0 sees identical inputs in LR and BR: block-wise training must lower its error
@@ -166,6 +167,7 @@ def test_reconstruction_lowers_calibration_error_on_a_real_model(real_runs):
     assert all(b.heldout_error is not None and b.heldout_error > 0 for b in lr.blocks)
 
 
+@pytest.mark.slow  # shares the four refinements above
 def test_reconstruction_leaves_masks_and_sparsity_alone(real_runs):
     lr, br = real_runs["lr"][0], real_runs["br"][0]
     first = [n for n in lr.masks if ".layer.0." in n]
