@@ -141,3 +141,33 @@ def test_warm_fills_the_dense_shadow_ahead_of_any_method(dense, calib, held, sec
     cached, calls = counted_prune(dense, calib, held, second, dense_key="tiny")
     same_result(plain, cached)
     assert calls == plain_calls - n_blocks * (len(calib.batches) + len(held.batches))
+
+
+def test_a_first_slice_of_the_evaluation_is_heard_first_and_changes_nothing(tokenizer):
+    """`evaluate(first=...)`: the accuracy on a seeded random share of the batches arrives before the rest is
+    evaluated, equals the accuracy of exactly those examples, and the final logits are bit-identical to a
+    plain evaluation (only the batch order changes)."""
+    from conftest import TEXTS
+    from pruning_core.measure.evaluate import evaluate
+
+    model = tiny_model("bert", layers=2)
+    texts = [t + " " + "word " * (i % 7) for i, t in enumerate(TEXTS * 12)]
+    labels = [i % 2 for i in range(len(texts))]
+    plain, (logits, pooled) = evaluate(model, tokenizer, texts, labels, 64, batch_size=8)
+    heard = []
+    staged, (logits2, pooled2) = evaluate(model, tokenizer, texts, labels, 64, batch_size=8, first=(0.25, 3),
+                                          on_first=lambda acc, n, total: heard.append((acc, n, total)))
+    assert torch.equal(logits, logits2) and torch.equal(pooled, pooled2) and staged == plain
+    [(acc, n, total)] = heard
+    assert total == len(texts) and 0 < n < total and n % 8 == 0  # whole batches, about a quarter
+    assert abs(n / total - 0.25) < 0.1
+    from pruning_core.measure.evaluate import predict
+
+    parts = []
+    predict(model, tokenizer, texts, 64, batch_size=8, first=(0.25, 3), on_first=lambda pos, lg: parts.append((pos, lg)))
+    [(pos, part)] = parts
+    assert len(pos) == n and torch.equal(part, logits[pos])  # the heard logits are those examples' final logits
+    assert acc == pytest.approx(float((logits[pos].argmax(-1) == torch.tensor(labels)[pos]).double().mean()))
+    other = []
+    predict(model, tokenizer, texts, 64, batch_size=8, first=(0.25, 4), on_first=lambda p, lg: other.append(p))
+    assert other[0] != pos  # another seed, another slice

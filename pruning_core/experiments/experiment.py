@@ -92,6 +92,9 @@ def eval_max_length(task: str) -> int:
     return info.max_length if info else 128
 
 
+FIRST_SLICE = 0.2  # share of the evaluation (in batches) whose pruned accuracy is reported before the rest
+
+
 @lru_cache(maxsize=4)
 def load_dense(model: str, task: str, device: str, fresh_head: bool = False):
     """The dense model and tokenizer (cached: never mutate; deep-copy before pruning)."""
@@ -142,9 +145,17 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     stage(f"pruning with {cfg.method}")
     net, result = prune_copy(cfg, dense_net, tok, on_record)
     hists = weight_histograms(dense_net, net) if result.structure is None else None  # same shapes only
-    stage("evaluating the pruned model")
+    stage(f"evaluating the pruned model on {len(split)} examples")
     t = time.perf_counter()
-    pruned_eval, (pruned_logits, _) = evaluate(net, tok, split.texts, split.labels, max_len, dense=dense_out)
+
+    def first_slice(acc: float, n: int, total: int) -> None:  # a number on screen while the rest is evaluated
+        lo, hi = intervals.accuracy_interval(acc, n)
+        stage(f"pruned accuracy on a first random {n} of {total} examples: {acc:.3f} [{lo:.2f}, {hi:.2f}]; "
+              "the rest follow")
+
+    pruned_eval, (pruned_logits, _) = evaluate(net, tok, split.texts, split.labels, max_len, dense=dense_out,
+                                               first=(FIRST_SLICE, cfg.seed) if len(split) >= 400 else None,
+                                               on_first=first_slice)
     eval_seconds += time.perf_counter() - t
     del net
     index = eval_index(len(data.load(cfg.task, "test")), cfg.eval_size, cfg.seed)
