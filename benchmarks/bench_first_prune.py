@@ -9,6 +9,9 @@ fresh store each time:
   runs the calibration's dense shadow while the speaker talks; then Prune (the warm-up's own time is shown);
 - then a second and a third method in the same pool (Wanda, magnitude 2:4): what each later press costs.
 
+"first accuracy": when the live progress shows the pruned accuracy on a first random fifth of the test split
+(`experiment.FIRST_SLICE`); the whole split's follows at "stored".
+
     python -m benchmarks.bench_first_prune [--repeats 2]
 """
 
@@ -46,17 +49,27 @@ def stop_pool(store) -> None:
         time.sleep(2)
 
 
-def timed(store, kind: str, cfg) -> tuple[float, float]:
-    """(submit -> done wall seconds, seconds the worker spent on it) of one job."""
+def timed(store, kind: str, cfg) -> tuple[float, float, float | None]:
+    """(submit -> done wall seconds, seconds the worker spent on it, submit -> the first-slice accuracy on
+    screen (the live progress's "pruned accuracy on a first random ..." event), None where there is none)."""
     from pruning_core import jobs
 
     t = time.perf_counter()
     job, how = jobs.submit(store, kind, {"config": cfg.to_dict()}) if kind == "prune" else \
         (jobs.warm_up(store, cfg.to_dict()), "queued")
     assert job is not None and how == "queued", how
-    done = jobs.wait(store, job.id, timeout=1800)
+    first, seq = None, 0
+    while True:
+        for ev in jobs.events(store, job.id, after=seq):
+            seq = ev["seq"]
+            if first is None and "first random" in str(ev["data"].get("text", "")):
+                first = time.perf_counter() - t
+        done = jobs.get(store, job.id)
+        if not done.active:
+            break
+        time.sleep(0.05)
     assert done.state == "done", done.error
-    return time.perf_counter() - t, done.finished - done.started
+    return time.perf_counter() - t, done.finished - done.started, first
 
 
 def one_round(root: Path, i: int) -> list[list]:
@@ -64,17 +77,14 @@ def one_round(root: Path, i: int) -> list[list]:
 
     rows = []
     cold = Store(root / f"cold{i}.sqlite")
-    wall, inside = timed(cold, "prune", config())
-    rows.append(["cold: first Prune, no pool running", wall, inside])
+    rows.append(["cold: first Prune, no pool running", *timed(cold, "prune", config())])
     stop_pool(cold)
     warm = Store(root / f"warm{i}.sqlite")
-    wall, inside = timed(warm, "warm", config())
-    rows.append(["warm-up on opening the page (hidden)", wall, inside])
+    rows.append(["warm-up on opening the page (hidden)", *timed(warm, "warm", config())])
     for label, cfg in (("warm: first Prune (SparseGPT 50%)", config()),
                        ("then Wanda 50%", config(method="wanda")),
                        ("then magnitude 2:4", config(method="magnitude", pattern="2:4"))):
-        wall, inside = timed(warm, "prune", cfg)
-        rows.append([label, wall, inside])
+        rows.append([label, *timed(warm, "prune", cfg)])
     stop_pool(warm)
     return rows
 
@@ -86,10 +96,13 @@ def main(argv: list[str] | None = None) -> str:
     root = Path(tempfile.mkdtemp(prefix="prunescope-first-prune-"))
     os.environ.update(PRUNESCOPE_JOB_WORKERS="1", PRUNESCOPE_WARM="on", PRUNESCOPE_JOB_IDLE="120")
     rounds = [one_round(root, i) for i in range(args.repeats)]
-    rows = [[r[0], statistics.median(x[k][1] for x in rounds), statistics.median(x[k][2] for x in rounds)]
-            for k, r in enumerate(rounds[0])]
+    def med(k: int, col: int):
+        vals = [x[k][col] for x in rounds if x[k][col] is not None]
+        return statistics.median(vals) if vals else "-"
+
+    rows = [[r[0], med(k, 3), med(k, 1), med(k, 2)] for k, r in enumerate(rounds[0])]
     load = os.getloadavg()[0]
-    text = print_table(["what", "submit -> stored s", "in the worker s"], rows,
+    text = print_table(["what", "submit -> first accuracy s", "submit -> stored s", "in the worker s"], rows,
                        f"Dashboard default prune through the job pool (median of {args.repeats}; "
                        f"{os.cpu_count()} cores, load {load:.1f} at the end)")
     OUT.mkdir(parents=True, exist_ok=True)

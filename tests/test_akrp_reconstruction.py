@@ -221,6 +221,7 @@ def test_self_generated_with_a_masked_lm_head(tmp_path, tokenizer):
     assert len(texts) == 3 and all(t != s for t, s in zip(texts, same))
 
 
+@pytest.mark.slow  # a self-generated calibration set and a full experiment: about half a minute
 def test_experiment_records_heldout_and_self_generated(tmp_path):
     from pruning_core.experiments.config import ExperimentConfig
     from pruning_core.experiments.experiment import run_experiment

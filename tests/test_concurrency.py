@@ -8,6 +8,7 @@ from pruning_core.experiments.config import ExperimentConfig
 from pruning_core.experiments.experiment import load_dense, run_experiment
 
 
+@pytest.mark.slow  # several full runs, twice: about half a minute
 def test_parallel_runs_match_sequential_runs():
     a = ExperimentConfig.create(method="wanda", sparsity=0.5, calib_size=8, seq_len=32, eval_size=48, device="cpu")
     b = ExperimentConfig.create(method="magnitude", sparsity=0.8, calib_size=8, seq_len=32, eval_size=48, device="cpu")

@@ -422,6 +422,7 @@ def test_prune_page_reconstruction_shows_held_out_and_loss(one_thread):
     assert all(len(t["y"]) == 1 and t["y"][0] > 0 for t in loss["data"])  # 1 epoch
 
 
+@pytest.mark.slow  # a real AKRP prune through the page: about half a minute
 def test_prune_page_akrp_cards(one_thread):
     at = _prune_with("akrp", calib=16, eval=32, akrp_lambda0=1e-3)
     assert not at.exception, at.exception
@@ -753,6 +754,7 @@ def test_stored_speed_shows_at_once_for_an_unstructured_run(pruned_app):
     assert at.button(key="prune_speed").label == "Measure again"
 
 
+@pytest.mark.slow  # PAT training steps through the page
 def test_prune_page_pat_sidebar_and_live_loss():
     """PAT's knobs (baseline hides the mask schedule), then a tiny real run: the loss line fills in live, the
     hidden-channel strip and the training loss are drawn."""
