@@ -4,7 +4,9 @@ and reports the same records as the engine it replaces.
     PYTHONPATH=$PWD python tests/engine_golden.py --write   # on the reference commit: tests/data/engine_golden.json
 
 Each variant prunes the shipped Rotten Tomatoes model (a deep copy) on 16 calibration and 16 held-out texts of
-32 tokens. A fingerprint: the SHA-256 of every keep-mask and of the final weights, and every record's numbers.
+32 tokens. `BBC_VARIANTS` do the same with the shipped BBC News model on its texts (where every calibration
+position is a real token); their fingerprints, tests/data/engine_golden_bbc_news.json, were written by the
+reference commit's engine (fec615c) through `setup("bbc_news")` and `fingerprint`. A fingerprint: the SHA-256 of every keep-mask and of the final weights, and every record's numbers.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 
 GOLDEN = Path(__file__).parent / "data" / "engine_golden.json"
+GOLDEN_BBC = Path(__file__).parent / "data" / "engine_golden_bbc_news.json"
 
 # (method, sparsity, pattern, options): magnitude, wanda, sparsegpt, akrp and reconstruction
 VARIANTS = [
@@ -39,6 +42,11 @@ VARIANTS = [
 ]
 
 
+BBC_VARIANTS = [("magnitude", 0.5, "unstructured", {}), ("magnitude", 0.5, "2:4", {}),
+                ("wanda", 0.5, "unstructured", {}), ("sparsegpt", 0.5, "unstructured", {}),
+                ("akrp", 0.5, "unstructured", {})]
+
+
 def variant_name(v) -> str:
     method, sparsity, pattern, opts = v
     return f"{method}-{sparsity:g}-{pattern}-" + ",".join(f"{k}={opts[k]}" for k in sorted(opts))
@@ -48,15 +56,15 @@ def _sha(t: torch.Tensor) -> str:
     return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
-def setup():
-    """The dense model, its calibration and held-out sets (the same for every variant)."""
+def setup(task: str = "rotten_tomatoes"):
+    """The dense model of `task`, its calibration and held-out sets (the same for every variant)."""
     from pruning_core.data import calibration
     from pruning_core.experiments.experiment import load_dense
 
     torch.manual_seed(0)
-    model, tok = load_dense("default", "rotten_tomatoes", "cpu")
-    calib = calibration.from_task(tok, "rotten_tomatoes", 16, 32, 0)
-    held = calibration.heldout(tok, "rotten_tomatoes", 16, 32, 0, exclude=calib.texts)
+    model, tok = load_dense("default", task, "cpu")
+    calib = calibration.from_task(tok, task, 16, 32, 0)
+    held = calibration.heldout(tok, task, 16, 32, 0, exclude=calib.texts)
     return model, calib, held
 
 

@@ -67,3 +67,24 @@ def test_same_masks_and_records_as_reference(setup, gold, variant):
 def test_same_masks_and_records_as_reference_all_variants(setup, gold, variant):
     fp = json.loads(json.dumps(golden.fingerprint(*setup, variant), default=list))
     check_same(fp, gold[golden.variant_name(variant)], variant[0])
+
+
+# BBC News (issue 15: "masks identical ... on both tasks"): the reference engine's fingerprints on five variants
+BBC_FAST = {"magnitude-0.5-unstructured-", "wanda-0.5-unstructured-", "sparsegpt-0.5-unstructured-"}
+
+
+@pytest.fixture(scope="module")
+def setup_bbc():
+    return golden.setup("bbc_news")
+
+
+@pytest.fixture(scope="module")
+def gold_bbc():
+    return json.loads(golden.GOLDEN_BBC.read_text())
+
+
+@pytest.mark.parametrize("variant", [pytest.param(v, marks=() if golden.variant_name(v) in BBC_FAST else pytest.mark.slow)
+                                     for v in golden.BBC_VARIANTS], ids=golden.variant_name)
+def test_same_masks_and_records_as_reference_on_bbc_news(setup_bbc, gold_bbc, variant):
+    fp = json.loads(json.dumps(golden.fingerprint(*setup_bbc, variant), default=list))
+    check_same(fp, gold_bbc[golden.variant_name(variant)], variant[0])
