@@ -208,8 +208,11 @@ def button_label(state: str, job) -> str:
 def warm(settings: dict) -> None:
     """Once per session and model/task/calibration: let the job pool load the dense model, evaluate it and run
     the dense shadow of the calibration texts now, while the speaker talks, so the first Prune pays only for
-    pruning (nothing happens while a pool is already running; `PRUNESCOPE_WARM=off` turns it off)."""
+    pruning (nothing happens while a pool is already running; `PRUNESCOPE_WARM=off` turns it off). Only the
+    shipped models on the shipped tasks: a typed path or hub id is not loaded before Prune checks it."""
     cfg = make_config(settings)
+    if cfg.model != "default" or cfg.task not in data.SHIPPED:
+        return
     what = (cfg.model, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed, cfg.eval_size, cfg.fresh_head)
     done = st.session_state.setdefault("_warmed", set())
     if what in done:

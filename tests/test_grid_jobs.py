@@ -234,3 +234,25 @@ def test_a_grid_larger_than_the_session_cap_waits_and_tops_up(monkeypatch):
     assert len(submitted) == 10
     for job in jobs.list_jobs(_store(), states=("queued",), session=sid):
         jobs.cancel(_store(), job.id)
+
+
+def test_opening_prune_warms_the_pool_once_for_the_shipped_model(fresh_store, monkeypatch):
+    """With no pool running, opening Prune queues one warm-up job for the sidebar's model, task and
+    calibration (not again on a rerun or a second session while it waits); a typed model path is never
+    warmed (it is loaded only once Prune has checked it). The pool is off: only what is queued is tested."""
+    from pruning_core import jobs
+
+    monkeypatch.setenv("PRUNESCOPE_JOB_POOL", "off")
+    monkeypatch.setenv("PRUNESCOPE_WARM", "on")
+    at = _page("prune_page.py", {})
+    at.run()
+    _page("prune_page.py", {})  # another session: the queued warm-up is attached to, not doubled
+    warm = [j for j in jobs.list_jobs(fresh_store) if j.kind == "warm"]
+    assert len(warm) == 1 and warm[0].state == "queued"
+    cfg = warm[0].spec["config"]
+    assert (cfg["model"], cfg["task"], cfg["calib_size"], cfg["seq_len"]) == ("default", "rotten_tomatoes", 128, 64)
+    jobs.cancel(fresh_store, warm[0].id)
+    at.text_input(key="model").set_value("assets/models/minilm-rotten_tomatoes")  # another key, but a path
+    at.run()
+    assert not at.exception, at.exception
+    assert not [j for j in jobs.list_jobs(fresh_store) if j.kind == "warm" and j.active]
