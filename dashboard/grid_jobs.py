@@ -72,8 +72,9 @@ def submit_cells(store, kind: str, specs: list[dict], recompute: bool = False) -
     counts = {"queued": 0, "attached": 0, "stored": 0, "waiting": 0}
     pending = st.session_state.setdefault(PENDING, {})
     pending[kind] = []
+    free = _slots(store)
     for i, spec in enumerate(specs):
-        if _slots(store) <= 0:
+        if free <= 0:
             pending[kind] = [(s, recompute) for s in specs[i:]]
             counts["waiting"] = len(pending[kind])
             break
@@ -86,19 +87,22 @@ def submit_cells(store, kind: str, specs: list[dict], recompute: bool = False) -
             st.error(error_text("Submitting the cells", exc))
             break
         counts[how] += 1
+        free -= how == "queued"  # attached and stored cells take no slot of this session
     return counts
 
 
 def top_up(store, kind: str) -> int:
     """Submit this session's waiting cells of `kind` while it has free job slots; how many still wait."""
     pending = st.session_state.get(PENDING, {}).get(kind) or []
-    while pending and _slots(store) > 0:
+    free = _slots(store) if pending else 0
+    while pending and free > 0:
         spec, recompute = pending[0]
         try:
-            jobs.submit(store, kind, spec, session=session_id(), recompute=recompute)
+            _, how = jobs.submit(store, kind, spec, session=session_id(), recompute=recompute)
         except PrunescopeError:  # the server's queue is full: try again at the next poll
             break
         pending.pop(0)
+        free -= how == "queued"
     return len(pending)
 
 

@@ -84,6 +84,24 @@ def calib(tokenizer):
     return calibration.build(tokenizer, TEXTS, seq_len=24, batch_size=8)
 
 
+@pytest.fixture
+def fresh_app(tmp_path, monkeypatch):
+    """The dashboard on an empty store (its cached store, demo imports and loaded runs and attacks reset around
+    the test); yields that Store."""
+    from dashboard import common
+    from pruning_core.storage.store import Store
+
+    def reset():
+        for f in (common.get_store, common.demo_imported, common.demo_attacks_imported, common.load_attack_row,
+                  common.load_attack_examples, common.load_run):
+            f.clear()
+
+    monkeypatch.setenv("PRUNESCOPE_DB", str(tmp_path / "runs.sqlite"))
+    reset()
+    yield Store(tmp_path / "runs.sqlite")
+    reset()
+
+
 @pytest.fixture(scope="session")
 def shipped():
     """The shipped rotten_tomatoes model (dense; do not mutate: deep-copy)."""

@@ -18,7 +18,6 @@ from pruning_core.storage import demo
 from pruning_core.core import fingerprint
 from pruning_core.model import models
 from pruning_core.sweeps import spec as sweep_spec
-from pruning_core.storage.store import Store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 DEMO_FILES = sorted(demo.DEMO_DIR.glob("*.jsonl"))
@@ -91,22 +90,6 @@ def test_rekey_demo_restores_keys_and_refuses_another_config(tmp_path):
 
 
 # ---- (b) the grids the pages open on are all in a fresh store after the demo import ----------------------
-
-@pytest.fixture
-def fresh_app(tmp_path, monkeypatch):
-    """The app on an empty store (the dashboard's cached store and demo imports are reset around the test)."""
-    from dashboard import common
-
-    def reset():
-        for f in (common.get_store, common.demo_imported, common.demo_attacks_imported, common.load_attack_row,
-                  common.load_attack_examples):
-            f.clear()
-
-    monkeypatch.setenv("PRUNESCOPE_DB", str(tmp_path / "runs.sqlite"))
-    reset()
-    yield Store(tmp_path / "runs.sqlite")
-    reset()
-
 
 def _page(name: str):
     from streamlit.testing.v1 import AppTest

@@ -151,25 +151,8 @@ def test_robustness_computes_two_attack_seeds_through_jobs():
     assert len(_jobs_of("attack", keys)) == 2
 
 
-@pytest.fixture
-def fresh_store(tmp_path, monkeypatch):
-    """The app on an empty store (the dashboard's cached store and demo imports reset around the test)."""
-    from dashboard import common
-    from pruning_core.storage.store import Store
-
-    def reset():
-        for f in (common.get_store, common.demo_imported, common.demo_attacks_imported, common.load_attack_row,
-                  common.load_attack_examples, common.load_run):
-            f.clear()
-
-    monkeypatch.setenv("PRUNESCOPE_DB", str(tmp_path / "runs.sqlite"))
-    reset()
-    yield Store(tmp_path / "runs.sqlite")
-    reset()
-
-
 @pytest.mark.slow
-def test_demo_speed_preset_end_to_end_through_the_pool(fresh_store):
+def test_demo_speed_preset_end_to_end_through_the_pool(fresh_app):
     """Demo path (b) on an empty store, the real way (about 4 minutes on a busy 2-core CPU: two prunes of
     64 x 64 calibration texts and 500 evaluated, then 20 timed passes of each model and its dense one): one press
     queues the two prunes; once they are stored the same session's rerun queues the two speed jobs by itself;
@@ -183,29 +166,29 @@ def test_demo_speed_preset_end_to_end_through_the_pool(fresh_store):
     at.button(key="demo_speed_run").click()
     at.run()
     assert not at.exception, at.exception
-    prunes = jobs.list_jobs(fresh_store)
+    prunes = jobs.list_jobs(fresh_app)
     assert sorted((j.kind, j.key) for j in prunes) == sorted(("prune", k) for k in keys)
     for j in prunes:
-        assert jobs.wait(fresh_store, j.id, timeout=600).state == "done", jobs.get(fresh_store, j.id).error
+        assert jobs.wait(fresh_app, j.id, timeout=600).state == "done", jobs.get(fresh_app, j.id).error
     at.run()  # what the progress fragment's rerun does once the last prune is done
     assert not at.exception, at.exception
-    speeds = [j for j in jobs.list_jobs(fresh_store) if j.kind == "speed"]
+    speeds = [j for j in jobs.list_jobs(fresh_app) if j.kind == "speed"]
     assert sorted(j.result_key for j in speeds) == sorted(keys)  # queued without a second press
     for j in speeds:
-        assert jobs.wait(fresh_store, j.id, timeout=600).state == "done", jobs.get(fresh_store, j.id).error
+        assert jobs.wait(fresh_app, j.id, timeout=600).state == "done", jobs.get(fresh_app, j.id).error
     at.run()
     assert not at.exception, at.exception
-    measured = [fresh_store.speeds(k) for k in keys]
+    measured = [fresh_app.speeds(k) for k in keys]
     assert [len(m) for m in measured] == [1, 1]  # one measurement per run
     ratios = [m[0]["rows"][0]["latency_ms"] / m[0]["rows"][1]["latency_ms"] for m in measured]
     [fig] = [f for t, f in _figures(at).items() if t.startswith("Speed-up over the dense model")]
     assert fig["data"][0]["y"] == pytest.approx(ratios)
     text = " ".join(m.value for m in at.markdown)
     assert f"runs ×{ratios[0]:.2f} as fast as dense" in text and f"runs ×{ratios[1]:.2f} as fast." in text
-    assert len(jobs.list_jobs(fresh_store)) == 4  # the chart's rerun submitted nothing more
+    assert len(jobs.list_jobs(fresh_app)) == 4  # the chart's rerun submitted nothing more
 
 
-def test_a_grid_larger_than_the_session_cap_waits_and_tops_up(fresh_store, monkeypatch):
+def test_a_grid_larger_than_the_session_cap_waits_and_tops_up(fresh_app, monkeypatch):
     """10 missing cells and a cap of 8 jobs per session: the press queues 8 and keeps 2 waiting (said in the
     toast and the progress line); when two of the session's jobs end, the page's poll submits the other two.
     The pool is off and the store is the test's own (no other test's pool takes its jobs): only the queue is
@@ -237,7 +220,7 @@ def test_a_grid_larger_than_the_session_cap_waits_and_tops_up(fresh_store, monke
         jobs.cancel(_store(), job.id)
 
 
-def test_opening_prune_warms_the_pool_once_for_the_shipped_model(fresh_store, monkeypatch):
+def test_opening_prune_warms_the_pool_once_for_the_shipped_model(fresh_app, monkeypatch):
     """With no pool running, opening Prune queues one warm-up job for the sidebar's model, task and
     calibration (not again on a rerun or a second session while it waits); a typed model path is never
     warmed (it is loaded only once Prune has checked it). The pool is off: only what is queued is tested."""
@@ -248,12 +231,12 @@ def test_opening_prune_warms_the_pool_once_for_the_shipped_model(fresh_store, mo
     at = _page("prune_page.py", {})
     at.run()
     _page("prune_page.py", {})  # another session: the queued warm-up is attached to, not doubled
-    warm = [j for j in jobs.list_jobs(fresh_store) if j.kind == "warm"]
+    warm = [j for j in jobs.list_jobs(fresh_app) if j.kind == "warm"]
     assert len(warm) == 1 and warm[0].state == "queued"
     cfg = warm[0].spec["config"]
     assert (cfg["model"], cfg["task"], cfg["calib_size"], cfg["seq_len"]) == ("default", "rotten_tomatoes", 128, 64)
-    jobs.cancel(fresh_store, warm[0].id)
+    jobs.cancel(fresh_app, warm[0].id)
     at.text_input(key="model").set_value("assets/models/minilm-rotten_tomatoes")  # another key, but a path
     at.run()
     assert not at.exception, at.exception
-    assert not [j for j in jobs.list_jobs(fresh_store) if j.kind == "warm" and j.active]
+    assert not [j for j in jobs.list_jobs(fresh_app) if j.kind == "warm" and j.active]

@@ -12,25 +12,8 @@ import plotly.graph_objects as go
 import pytest
 
 from pruning_core.measure.intervals import accuracy_interval
-from pruning_core.storage.store import Store
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-
-
-@pytest.fixture
-def fresh_app(tmp_path, monkeypatch):
-    """The app on an empty store (the dashboard's cached store and demo imports reset around the test)."""
-    from dashboard import common
-
-    def reset():
-        for f in (common.get_store, common.demo_imported, common.demo_attacks_imported, common.load_attack_row,
-                  common.load_attack_examples, common.load_run):
-            f.clear()
-
-    monkeypatch.setenv("PRUNESCOPE_DB", str(tmp_path / "runs.sqlite"))
-    reset()
-    yield Store(tmp_path / "runs.sqlite")
-    reset()
 
 
 def _app(page: str | None = None, present: bool = False):

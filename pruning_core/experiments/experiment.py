@@ -163,6 +163,13 @@ def run_experiment(cfg: ExperimentConfig, on_record: Callable | None = None,
     return ExperimentResult(cfg, dense_eval, pruned_eval, result, eval_seconds, hists, preds, env)
 
 
+def calibration_sets(cfg: ExperimentConfig, tok):
+    """The run's calibration set (the task's training split) and its held-out set of the same size (its
+    validation split, other texts): what `prune_copy` prunes on and `warm` runs the dense shadow of."""
+    calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
+    return calib, calibration.heldout(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed, exclude=calib.texts)
+
+
 def warm(cfg: ExperimentConfig, on_stage: Callable[[str], None] | None = None) -> dict:
     """Do ahead of time the part of `run_experiment(cfg)` that does not depend on the method or the sparsity:
     load the dense model, evaluate it on the evaluation split, and run the dense shadow of the calibration
@@ -181,8 +188,7 @@ def warm(cfg: ExperimentConfig, on_stage: Callable[[str], None] | None = None) -
     times["dense_eval"], t = time.perf_counter() - t, time.perf_counter()
     if not methods.get(cfg.method).structured:
         stage("running the dense model on the calibration texts")
-        calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
-        held = calibration.heldout(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed, exclude=calib.texts)
+        calib, held = calibration_sets(cfg, tok)
         engine.fill_dense_cache(dense_net, calib, held, dense_key(cfg, dense_net))
     times["dense_pass"] = time.perf_counter() - t
     return times
@@ -195,8 +201,7 @@ def prune_copy(cfg: ExperimentConfig, dense_net, tok, on_record: Callable | None
     split (measured per block, never fitted); self-generated texts where the method asks for them."""
     from pruning_core.data import selfgen
 
-    calib = calibration.from_task(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed)
-    held = calibration.heldout(tok, cfg.task, cfg.calib_size, cfg.seq_len, cfg.seed, exclude=calib.texts)
+    calib, held = calibration_sets(cfg, tok)
     method = methods.get(cfg.method)
     if method.structured:  # whole units removed: a smaller model comes back
         from pruning_core.prune.structured import run as structured_run
